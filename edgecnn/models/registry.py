@@ -1,0 +1,139 @@
+"""The model registry: every network edgecnn can build, by name.
+
+Each entry declares its default input size, the preprocessing its inputs expect, and the
+family options it accepts. Registering a name twice is an error.
+"""
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..errors import EdgecnnError
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """What a network expects of its input: RGB pixels in ``input_range`` (a camera frame
+    gives 0-255), normalized per channel as ``(pixel - mean) / std``."""
+
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    input_range: tuple[float, float] = (0.0, 255.0)
+    description: str = ""
+
+    def apply(self, pixels):
+        """Normalize an array of RGB pixels (last axis = channels) to float32."""
+        import numpy as np
+
+        x = np.asarray(pixels, dtype=np.float32)
+        return (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+
+    def output_range(self) -> tuple[float, float]:
+        lo, hi = self.input_range
+        return (min((lo - m) / s for m, s in zip(self.mean, self.std)),
+                max((hi - m) / s for m, s in zip(self.mean, self.std)))
+
+    def as_dict(self) -> dict:
+        return {"input_range": list(self.input_range), "mean": list(self.mean),
+                "std": list(self.std), "description": self.description}
+
+
+#: Inputs scaled to [-1, 1]: (x - 127.5) / 127.5 (the TF-slim / keras MobileNets).
+MINUS_ONE_TO_ONE = Preprocessing((127.5,) * 3, (127.5,) * 3,
+                                 description="RGB 0-255 scaled to [-1, 1]: (x - 127.5) / 127.5")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered network.
+
+    ``build(alpha=, input_size=, num_classes=, include_top=, dropout=, **options)``
+    returns the tf_keras Model; ``describe(alpha=, **options)`` returns its stage table
+    (plain data). ``keras_app`` names the keras.applications constructor with the same
+    weights, when there is one; ``keras_kwargs(alpha, **options)`` maps our arguments to it.
+    """
+
+    name: str
+    family: str
+    build: Callable[..., Any]
+    describe: Callable[..., dict]
+    default_input: int
+    preprocessing: Preprocessing
+    paper: str
+    min_input: int = 32
+    default_dropout: float = 0.0
+    options: dict = field(default_factory=dict)  # option name -> default value
+    keras_app: str | None = None
+    keras_kwargs: Callable[..., dict] | None = None
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register_model(spec: ModelSpec) -> ModelSpec:
+    if spec.name in _REGISTRY:
+        raise ValueError(f"model {spec.name!r} is already registered")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def list_models() -> list[str]:
+    """Names of every registered model, sorted."""
+    _load_families()
+    return sorted(_REGISTRY)
+
+
+def get_model_spec(name: str) -> ModelSpec:
+    """The spec of ``name``; an unknown name raises with the closest names."""
+    _load_families()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        close = difflib.get_close_matches(str(name), _REGISTRY, n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(close)}?" if close else \
+            f"known models: {', '.join(sorted(_REGISTRY))}"
+        raise EdgecnnError(f"unknown model {name!r}; {hint}") from None
+
+
+def check_alpha(alpha) -> float:
+    try:
+        value = float(alpha)
+    except (TypeError, ValueError):
+        raise EdgecnnError(f"alpha must be a number > 0, got {alpha!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise EdgecnnError(f"alpha must be a number > 0 (e.g. 0.75), got {alpha!r}")
+    return value
+
+
+def resolve_input_size(spec: ModelSpec, input_size=None, rho=None) -> int:
+    """Input side in pixels from ``input_size`` (pixels) or ``rho`` (the paper's
+    resolution multiplier, a fraction of the default input); give one or neither."""
+    if input_size is not None and rho is not None:
+        raise EdgecnnError("give input_size (pixels) or rho (fraction of the default input), "
+                           "not both")
+    if rho is not None:
+        try:
+            rho = float(rho)
+        except (TypeError, ValueError):
+            raise EdgecnnError(f"rho must be a number > 0, got {rho!r}") from None
+        if not math.isfinite(rho) or rho <= 0:
+            raise EdgecnnError(f"rho must be a number > 0 (e.g. 0.714 for 160 of 224), got {rho}")
+        size = int(round(rho * spec.default_input))
+    elif input_size is None:
+        size = spec.default_input
+    else:
+        if isinstance(input_size, bool) or not isinstance(input_size, (int, float)) or \
+                input_size != int(input_size):
+            raise EdgecnnError(f"input_size must be a whole number of pixels, got {input_size!r}")
+        size = int(input_size)
+    if size < spec.min_input:
+        raise EdgecnnError(
+            f"input {size}x{size} is too small for {spec.name}: its final feature map must be "
+            f"at least 1x1; use an input of at least {spec.min_input} pixels")
+    return size
+
+
+def _load_families() -> None:
+    from . import families  # noqa: F401  (importing registers every family)

@@ -1,0 +1,54 @@
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+def _sample_photo():
+    """A real photograph that ships inside matplotlib (Grace Hopper, 512x600 RGB)."""
+    import matplotlib
+    from PIL import Image
+
+    path = os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg")
+    return Image.open(path).convert("RGB")
+
+
+@pytest.fixture(scope="session")
+def photos():
+    """``photos(size)`` -> uint8 array (4, size, size, 3) of real image crops, 0-255 RGB."""
+    from PIL import Image
+
+    image = _sample_photo()
+    w, h = image.size
+    crops = [image.crop((0, 0, w, w)), image.crop((0, h - w, w, h)),
+             image.crop((w // 4, h // 4, w // 4 + w // 2, h // 4 + w // 2)),
+             image.transpose(Image.Transpose.FLIP_LEFT_RIGHT).crop((0, 40, w, 40 + w))]
+
+    def make(size):
+        return np.stack([np.asarray(c.resize((size, size), Image.BILINEAR)) for c in crops])
+
+    return make
+
+
+def randomize_weights(model, seed=0):
+    """Give every weight of a keras model random, well-scaled values (BatchNorm statistics
+    included), so that outputs depend on every weight being where it belongs."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        values = []
+        for w in layer.weights:
+            name, shape = w.name, tuple(w.shape)
+            if "moving_variance" in name or "gamma" in name:
+                values.append(rng.uniform(0.5, 1.5, shape))
+            elif "moving_mean" in name or "beta" in name or "bias" in name:
+                values.append(rng.normal(0.0, 0.1, shape))
+            else:
+                fan_in = int(np.prod(shape[:-1])) if len(shape) > 1 else 1
+                if "depthwise" in name:
+                    fan_in = int(np.prod(shape[:2]))
+                values.append(rng.normal(0.0, 1.0 / np.sqrt(max(fan_in, 1)), shape))
+        if values:
+            layer.set_weights([v.astype(np.float32) for v in values])
+    return model
