@@ -32,10 +32,13 @@ def photos():
     return make
 
 
-def randomize_weights(model, seed=0):
+def randomize_weights(model, seed=0, logit_gain=30.0):
     """Give every weight of a keras model random, well-scaled values (BatchNorm statistics
-    included), so that outputs depend on every weight being where it belongs."""
+    included), so that outputs depend on every weight being where it belongs. The last
+    weighted layer (the classifier) is scaled by ``logit_gain`` so that the softmax is far
+    from uniform and comparing probabilities means something."""
     rng = np.random.default_rng(seed)
+    weighted = [layer for layer in model.layers if layer.weights]
     for layer in model.layers:
         values = []
         for w in layer.weights:
@@ -50,5 +53,23 @@ def randomize_weights(model, seed=0):
                     fan_in = int(np.prod(shape[:2]))
                 values.append(rng.normal(0.0, 1.0 / np.sqrt(max(fan_in, 1)), shape))
         if values:
+            if weighted and layer is weighted[-1]:
+                values = [v * logit_gain for v in values]
             layer.set_weights([v.astype(np.float32) for v in values])
+    return model
+
+
+def calibrate_batchnorm(model, inputs):
+    """Set every BatchNorm's moving statistics to the batch statistics of ``inputs`` (one
+    training-mode pass with momentum 0), so random networks keep the image's signal to the
+    end instead of collapsing to a constant: output comparisons then test every layer."""
+    from edgecnn._keras import keras
+
+    bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    saved = [bn.momentum for bn in bns]
+    for bn in bns:
+        bn.momentum = 0.0
+    model(np.asarray(inputs, np.float32), training=True)
+    for bn, momentum in zip(bns, saved):
+        bn.momentum = momentum
     return model

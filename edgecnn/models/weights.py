@@ -79,8 +79,9 @@ def load_imagenet(model, spec, *, alpha: float, input_size: int, num_classes: in
         raise EdgecnnError(f"keras.applications has no ImageNet weights for {spec.name} "
                            f"alpha {alpha:g} at {input_size}: {first}") from None
     except Exception as exc:  # network failures surface as many exception types
+        reason = str(exc).rsplit(" -- ", 1)[-1].strip() or type(exc).__name__
         raise EdgecnnError(
-            f"could not download ImageNet weights for {spec.name} ({type(exc).__name__}); "
+            f"could not download ImageNet weights for {spec.name} ({reason}); "
             f"offline, put keras.applications' weights file at "
             f"{_expected_cache_file(str(exc))} or pass a weights file path") from None
     copy_weights(reference, model)
