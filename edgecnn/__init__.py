@@ -7,8 +7,10 @@ from ._version import __version__
 from .errors import EdgecnnError, MissingExtraError
 
 _MODEL_API = {"create_model", "list_models", "count_macs", "get_model_spec", "register_model"}
+_CONVERT_API = {"convert", "quantize_aware", "deployable"}
 
-__all__ = ["__version__", "EdgecnnError", "MissingExtraError", *sorted(_MODEL_API)]
+__all__ = ["__version__", "EdgecnnError", "MissingExtraError", *sorted(_MODEL_API),
+           *sorted(_CONVERT_API)]
 
 
 def __getattr__(name):
@@ -16,4 +18,8 @@ def __getattr__(name):
         from . import models
 
         return getattr(models, name)
+    if name in _CONVERT_API:
+        from . import converters
+
+        return getattr(converters, name)
     raise AttributeError(f"module 'edgecnn' has no attribute {name!r}")

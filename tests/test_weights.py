@@ -67,7 +67,7 @@ def test_keras_weights_file_gives_same_outputs(name, ctor, alpha, options, keras
 def test_weights_of_another_alpha_are_refused(tmp_path):
     path = str(tmp_path / "w.h5")
     _keras_model("MobileNetV2", 0.5).save_weights(path)
-    with pytest.raises(EdgecnnError, match="does not fit"):
+    with pytest.raises(EdgecnnError, match="do not fit"):
         edgecnn.create_model("mobilenet_v2", alpha=0.75, input_size=SIZE, weights=path)
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..errors import EdgecnnError
-from .registry import check_alpha, get_model_spec, resolve_input_size
+from .registry import BuiltConfig, check_alpha, get_model_spec, resolve_input_size
 
 
 def _check_options(spec, family_options: dict) -> dict:
@@ -37,7 +37,12 @@ def create_model(name: str, *, alpha: float = 1.0, input_size: int | None = None
         raise EdgecnnError(f"dropout must be in [0, 1), got {dropout!r}")
     model = spec.build(alpha=alpha, input_size=size, num_classes=num_classes,
                        include_top=include_top, dropout=float(dropout), **options)
-    if weights is None or (isinstance(weights, str) and weights.lower() == "none"):
+    if isinstance(weights, str) and weights.lower() == "none":
+        weights = None
+    model.edgecnn = BuiltConfig(name, alpha, size, tuple(sorted(options.items())), num_classes,
+                                include_top, None if weights is None else str(weights),
+                                spec.preprocessing)
+    if weights is None:
         return model
     if isinstance(weights, str) and weights.lower() == "imagenet":
         from .weights import load_imagenet

@@ -69,6 +69,25 @@ class ModelSpec:
     keras_kwargs: Callable[..., dict] | None = None
 
 
+@dataclass(frozen=True)
+class BuiltConfig:
+    """How a model was made by ``create_model`` (attached to it as ``model.edgecnn``)."""
+
+    name: str
+    alpha: float
+    resolution: int
+    options: tuple  # sorted (key, value) pairs
+    num_classes: int
+    include_top: bool
+    weights: str | None
+    preprocessing: Preprocessing
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "alpha": self.alpha, "resolution": self.resolution,
+                "options": dict(self.options), "num_classes": self.num_classes,
+                "weights": self.weights}
+
+
 _REGISTRY: dict[str, ModelSpec] = {}
 
 

@@ -8,40 +8,74 @@ from .._keras import keras
 from ..errors import EdgecnnError
 
 
-def _weighted_layers(model) -> list[str]:
-    return [layer.name for layer in model.layers if layer.weights]
-
-
-def _h5_layer_names(path: str) -> set[str]:
+def _read_h5(path: str) -> list[tuple[str, list]]:
+    """(layer name, weight arrays) in file order, from a keras weights file (.h5)."""
     import h5py
 
     try:
         with h5py.File(path, "r") as f:
             group = f["model_weights"] if "model_weights" in f else f
-            names = group.attrs.get("layer_names", [])
-            return {n.decode() if isinstance(n, bytes) else str(n) for n in names}
+            entries = []
+            for raw in group.attrs.get("layer_names", []):
+                name = raw.decode() if isinstance(raw, bytes) else str(raw)
+                layer = group[name]
+                names = [n.decode() if isinstance(n, bytes) else str(n)
+                         for n in layer.attrs.get("weight_names", [])]
+                if names:
+                    entries.append((name, [layer[n][()] for n in names]))
+            return entries
     except OSError as exc:
         raise EdgecnnError(f"cannot read weights file {path}: it is not an HDF5 (.h5) file "
                            f"written by Model.save_weights ({exc})") from None
 
 
+def _shapes(arrays) -> list[tuple]:
+    return [tuple(a.shape) for a in arrays]
+
+
+def assign_weights(model, entries: list[tuple[str, list]], source: str) -> None:
+    """Give every weighted layer of ``model`` its weights from ``entries`` (name, arrays).
+
+    Layers are matched by name; layers whose name the source lacks (keras leaves a few
+    layers unnamed, e.g. Xception's shortcut convolutions, so their names depend on the
+    session that saved them) take the source's unmatched layers in order, when the weight
+    shapes agree. Every weighted layer must be found and fit, or nothing is assigned.
+    """
+    weighted = [layer for layer in model.layers if layer.weights]
+    ours = {layer.name for layer in weighted}
+    by_name = dict(entries)
+    spare = [(name, arrays) for name, arrays in entries if name not in ours]
+    plan = []
+    for layer in weighted:
+        expected = _shapes(layer.get_weights())
+        if layer.name in by_name:
+            arrays = by_name[layer.name]
+            if _shapes(arrays) != expected:
+                raise EdgecnnError(
+                    f"weights from {source} do not fit {model.name} (different alpha, classes "
+                    f"or options?): layer {layer.name} has shapes {_shapes(arrays)} there, "
+                    f"{expected} here")
+            plan.append((layer, arrays))
+            continue
+        while spare and _shapes(spare[0][1]) != expected:
+            spare.pop(0)
+        if not spare:
+            missing = [layer.name for layer in weighted if layer.name not in by_name]
+            shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more"
+                                              if len(missing) > 4 else "")
+            raise EdgecnnError(f"{source} has no weights for layers {shown} of {model.name}: "
+                               f"it was saved from a different network or alpha")
+        plan.append((layer, spare.pop(0)[1]))
+    for layer, arrays in plan:
+        layer.set_weights(arrays)
+
+
 def load_weights_file(model, path: str) -> None:
-    """Load a keras ``.h5`` weights file by layer name; every weighted layer must be found."""
+    """Load a keras ``.h5`` weights file into ``model`` (see :func:`assign_weights`)."""
     if not os.path.isfile(path):
         raise EdgecnnError(f"weights file {path} does not exist; give a .h5 file written by "
                            f"Model.save_weights, \"imagenet\", or none")
-    in_file = _h5_layer_names(path)
-    missing = [n for n in _weighted_layers(model) if n not in in_file]
-    if missing:
-        shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
-        raise EdgecnnError(f"weights file {path} has no weights for layers {shown} of "
-                           f"{model.name}: it was saved from a different network or alpha")
-    try:
-        model.load_weights(path, by_name=True)
-    except ValueError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise EdgecnnError(f"weights file {path} does not fit {model.name} (different alpha, "
-                           f"classes or options?): {first}") from None
+    assign_weights(model, _read_h5(path), f"weights file {path}")
 
 
 def keras_cache_dir() -> str:
@@ -89,10 +123,5 @@ def load_imagenet(model, spec, *, alpha: float, input_size: int, num_classes: in
 
 def copy_weights(source, target) -> None:
     """Copy weights between two models whose weighted layers share names."""
-    by_name = {layer.name: layer for layer in source.layers if layer.weights}
-    for layer in target.layers:
-        if not layer.weights:
-            continue
-        if layer.name not in by_name:
-            raise EdgecnnError(f"ImageNet model has no layer {layer.name}")
-        layer.set_weights(by_name[layer.name].get_weights())
+    assign_weights(target, [(layer.name, layer.get_weights()) for layer in source.layers
+                            if layer.weights], f"keras.applications' {source.name}")

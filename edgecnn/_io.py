@@ -1,0 +1,43 @@
+"""Atomic file writes: a temporary file in the destination folder, then a rename, so a
+failure or Ctrl-C never leaves a half-written file at the destination."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+from .errors import EdgecnnError
+
+
+def check_output_path(path: str) -> str:
+    """The absolute output path; its folder must exist and be writable."""
+    path = os.path.abspath(os.fspath(path))
+    folder = os.path.dirname(path)
+    if not os.path.isdir(folder):
+        raise EdgecnnError(f"output folder {folder} does not exist; create it or choose another "
+                           f"path")
+    if os.path.isdir(path):
+        raise EdgecnnError(f"output path {path} is a folder; give a file name")
+    if not os.access(folder, os.W_OK):
+        raise EdgecnnError(f"output folder {folder} is not writable")
+    return path
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    path = check_output_path(path)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix="." + os.path.basename(path),
+                               suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path: str, obj) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())

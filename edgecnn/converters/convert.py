@@ -1,0 +1,245 @@
+"""TFLite conversion with validation: ``edgecnn.convert(model, path, precision=...)``."""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .._io import atomic_write_bytes, atomic_write_json, check_output_path
+from .._keras import keras, tf
+from .._version import __version__
+from ..errors import EdgecnnError
+from ..runtime import tflite as rt
+from .deploy import deployable, model_preprocessing
+from .qat import is_qat, pin_input_range
+
+PRECISIONS = ("float32", "float16", "dynamic", "int8")
+IO_DTYPES = ("float32", "int8", "uint8")
+
+
+@dataclass
+class ConversionReport:
+    """What a conversion produced and how it was validated (also the model card)."""
+
+    path: str
+    precision: str
+    io_dtype: str
+    model: dict                       # name, alpha, resolution, options, classes, weights
+    params: int
+    macs: int
+    input: dict                       # shape, dtype, scale, zero_point, range
+    output: dict
+    preprocessing: dict
+    size_bytes: int
+    ops: dict
+    all_int8: bool | None
+    float_ops: dict
+    xnnpack_partitions: int
+    ops_outside_xnnpack: dict
+    agreement: dict                   # top1_agreement, mean_abs_prob_error, samples, data
+    accuracy: dict | None
+    conversion_seconds: float
+    qat: bool
+    calibration: dict
+    labels: list | None
+    versions: dict
+    warnings: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _versions() -> dict:
+    import ai_edge_litert
+
+    try:
+        import tensorflow_model_optimization as tfmot
+        tfmot_version = tfmot.__version__
+    except ImportError:  # pragma: no cover
+        tfmot_version = None
+    return {"edgecnn": __version__, "tensorflow": tf.__version__, "tf_keras": keras.__version__,
+            "tfmot": tfmot_version, "litert": getattr(ai_edge_litert, "__version__", None)}
+
+
+def _check_choice(value, choices, what):
+    if value not in choices:
+        raise EdgecnnError(f"{what} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _pixels(data, what) -> np.ndarray:
+    x = np.asarray(data)
+    if x.ndim != 4 or x.shape[-1] != 3 or len(x) == 0:
+        raise EdgecnnError(f"{what} must be an array of RGB images (N, H, W, 3), got shape "
+                           f"{x.shape}")
+    return x
+
+
+def _representative(pixels: np.ndarray, progress=None):
+    """Calibration samples (raw pixels). The first carries a 0 and a 255 so the input's
+    calibrated range is exactly the pixel range (input scale 1)."""
+    def gen():
+        for i, image in enumerate(pixels):
+            x = image.astype(np.float32)[None].copy()
+            if i == 0:
+                x[0, 0, 0, 0], x[0, 0, 0, 1] = 0.0, 255.0
+            if progress:
+                progress(i + 1, len(pixels))
+            yield [x]
+    return gen
+
+
+def _convert_bytes(deploy_model, precision, io_dtype, qat, calibration, progress):
+    size = deploy_model.input_shape[1:]
+    fn = tf.function(lambda x: deploy_model(x, training=False))
+    concrete = fn.get_concrete_function(tf.TensorSpec((1, *size), tf.float32, name="pixels"))
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], deploy_model)
+    if precision == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif precision == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif precision == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if not qat:  # a QAT graph carries its ranges; integer-only is checked afterwards
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.representative_dataset = _representative(calibration, progress)
+        converter.inference_input_type = {"float32": tf.float32, "int8": tf.int8,
+                                          "uint8": tf.uint8}[io_dtype]
+        converter.inference_output_type = converter.inference_input_type
+    try:
+        return converter.convert()
+    except Exception as exc:  # the converter raises many types, with long messages
+        raise EdgecnnError(f"TFLite conversion failed: {str(exc).strip().splitlines()[0]}") \
+            from None
+
+
+def _agreement(reference, model_bytes, pixels, labels=None) -> tuple[dict, dict | None]:
+    interpreter = rt.load_interpreter(model_bytes, threads=1)
+    lite = rt.softmax(rt.run_logits(interpreter, pixels))
+    ref_logits = reference.predict(pixels.astype(np.float32), batch_size=16, verbose=0)
+    ref = rt.softmax(ref_logits)
+    agree = float(np.mean(lite.argmax(1) == ref.argmax(1)))
+    result = {"samples": int(len(pixels)), "top1_agreement": round(agree * 100, 2),
+              "mean_abs_prob_error": float(np.abs(lite - ref).mean()),
+              "max_abs_prob_error": float(np.abs(lite - ref).max())}
+    accuracy = None
+    if labels is not None and len(labels) == len(pixels):
+        accuracy = {"samples": int(len(labels)),
+                    "keras_top1": round(float(np.mean(ref.argmax(1) == labels)) * 100, 2),
+                    "tflite_top1": round(float(np.mean(lite.argmax(1) == labels)) * 100, 2)}
+    return result, accuracy
+
+
+def convert(model, output_path, precision: str = "float32", representative_data=None,
+            io_dtype: str | None = None, *, validation_data=None, validation_labels=None,
+            labels=None, preprocessing=None, card_path: str | None = "auto",
+            calibration_source: str = "user data", progress=None) -> ConversionReport:
+    """Convert a Keras model to a validated .tflite and write its model card.
+
+    model: an edgecnn model (float) or its QAT form from ``quantize_aware``.
+    precision: float32 | float16 | dynamic (int8 weights, float activations) | int8 (integer
+    only). A float model needs ``representative_data`` for int8 (post-training
+    quantization: raw RGB pixel images, (N, H, W, 3), 0-255); a QAT model does not.
+    io_dtype: the .tflite's input/output type; int8/uint8 only with precision int8 (default
+    uint8 then, float32 otherwise). Every converted model takes raw pixels (0-255) and
+    returns logits (see ``edgecnn.converters.deploy``).
+    validation_data: images for the agreement check (default: the calibration images, or 16
+    synthetic ones); validation_labels: their class indices, for accuracy.
+    The .tflite (with the card in its metadata under "edgecnn") and the card as JSON beside
+    it (``card_path="auto"``: same name, .json) are written atomically.
+    """
+    precision = _check_choice(precision, PRECISIONS, "precision")
+    io_dtype = io_dtype or ("uint8" if precision == "int8" else "float32")
+    _check_choice(io_dtype, IO_DTYPES, "io dtype")
+    if io_dtype != "float32" and precision != "int8":
+        raise EdgecnnError(f"{io_dtype} input/output needs precision int8, got {precision}")
+    output_path = check_output_path(output_path)
+    if card_path == "auto":
+        card_path = os.path.splitext(output_path)[0] + ".json"
+    if card_path:
+        check_output_path(card_path)
+    qat = is_qat(model)
+    if precision == "int8" and not qat and representative_data is None:
+        raise EdgecnnError("int8 conversion of a float model needs representative_data "
+                           "(images for post-training calibration), or a QAT model from "
+                           "edgecnn.quantize_aware")
+    calibration = None if representative_data is None else \
+        _pixels(representative_data, "representative_data")
+    if qat:
+        deploy_model = model
+        pin_input_range(model)
+    else:
+        deploy_model = deployable(model, preprocessing)
+    pre = model_preprocessing(deploy_model, preprocessing) if not qat else \
+        (getattr(model, "edgecnn", None) and model.edgecnn.preprocessing)
+    validation = calibration if validation_data is None else _pixels(validation_data,
+                                                                     "validation_data")
+    if validation is None:
+        from ..data import synthetic_images
+
+        validation = synthetic_images(16, deploy_model.input_shape[1])
+    validation = validation[:256]
+
+    start = time.perf_counter()
+    model_bytes = _convert_bytes(deploy_model, precision, io_dtype, qat, calibration, progress)
+    seconds = time.perf_counter() - start
+
+    analysis = rt.analyze(model_bytes)
+    agreement, accuracy = _agreement(deploy_model, model_bytes, validation, validation_labels)
+    interpreter = rt.load_interpreter(model_bytes)
+    inp = rt.input_spec(interpreter)
+    out_detail = interpreter.get_output_details()[0]
+    from ..models.macs import count_macs
+
+    config = getattr(model, "edgecnn", None)
+    warnings = []
+    if precision == "int8" and not qat and calibration_source == "synthetic":
+        warnings.append("calibrated on synthetic images: accuracy is not meaningful (latency "
+                        "is)")
+    if precision == "int8" and (not analysis["all_int8"] or analysis["xnnpack_partitions"] != 1):
+        warnings.append(f"int8 graph not whole on XNNPACK: {analysis['xnnpack_partitions']} "
+                        f"partitions, outside: {analysis['ops_outside_xnnpack']}, float ops: "
+                        f"{analysis['float_ops']}")
+    report = ConversionReport(
+        path=output_path, precision=precision, io_dtype=io_dtype,
+        model=config.as_dict() if config else {"name": model.name},
+        params=int(model.count_params()), macs=count_macs(model),
+        input={**inp, "range": [0, 255],
+               "meaning": "raw RGB pixels 0-255 (the model normalizes them itself)"},
+        output={"shape": [int(s) for s in out_detail["shape"]],
+                "dtype": np.dtype(out_detail["dtype"]).name,
+                "scale": float(out_detail["quantization"][0]),
+                "zero_point": int(out_detail["quantization"][1]),
+                "meaning": "logits: apply softmax for probabilities"},
+        preprocessing={"inside_model": True, **(pre.as_dict() if pre else {})},
+        size_bytes=0, ops=analysis["ops"], all_int8=analysis["all_int8"]
+        if precision == "int8" else None,
+        float_ops=analysis["float_ops"], xnnpack_partitions=analysis["xnnpack_partitions"],
+        ops_outside_xnnpack=analysis["ops_outside_xnnpack"],
+        agreement={**agreement, "data": "validation images" if validation_data is not None
+                   else ("calibration images" if calibration is not None else "synthetic")},
+        accuracy=accuracy, conversion_seconds=round(seconds, 2), qat=qat,
+        calibration={"source": "QAT ranges" if qat else (calibration_source if calibration is
+                     not None else None),
+                     "samples": 0 if calibration is None or qat else int(len(calibration))},
+        labels=list(labels) if labels is not None else None, versions=_versions(),
+        warnings=warnings)
+    card = report.to_dict()
+    card.pop("path")
+    final = rt.embed_card(model_bytes, card)
+    report.size_bytes = len(final)
+    card["size_bytes"] = len(final)
+    final = rt.embed_card(model_bytes, card)  # the size changes by a few bytes at most
+    report.size_bytes = card["size_bytes"] = len(final)
+    try:
+        atomic_write_bytes(output_path, final)
+        if card_path:
+            atomic_write_json(card_path, card)
+    except BaseException:
+        if os.path.exists(output_path) and card_path and not os.path.exists(card_path):
+            os.unlink(output_path)
+        raise
+    return report

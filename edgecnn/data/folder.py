@@ -1,0 +1,98 @@
+"""An image folder (one sub-folder per class) as uint8 arrays, and synthetic images.
+
+Only numpy and Pillow: usable for calibration and evaluation on a small install.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import EdgecnnError, MissingExtraError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+
+
+@dataclass
+class ImageFolder:
+    images: np.ndarray        # (N, size, size, 3) uint8 RGB
+    labels: np.ndarray        # (N,) int64 class indices
+    class_names: list[str]    # sorted sub-folder names
+    files: list[str]
+
+
+def _pil():
+    try:
+        from PIL import Image
+    except ImportError:
+        raise MissingExtraError("reading images", missing="pillow") from None
+    return Image
+
+
+def list_image_files(root: str) -> tuple[list[tuple[str, int]], list[str]]:
+    if not os.path.isdir(root):
+        raise EdgecnnError(f"data folder {root} does not exist; give a folder with one "
+                           f"sub-folder of images per class")
+    classes = sorted(d for d in os.listdir(root)
+                     if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
+    files = []
+    for index, name in enumerate(classes):
+        folder = os.path.join(root, name)
+        for f in sorted(os.listdir(folder)):
+            if f.lower().endswith(IMAGE_EXTENSIONS):
+                files.append((os.path.join(folder, f), index))
+    if not files:
+        raise EdgecnnError(f"data folder {root} has no images: expected one sub-folder per "
+                           f"class holding {'/'.join(e[1:] for e in IMAGE_EXTENSIONS)} files")
+    return files, classes
+
+
+def load_image(path: str, size: int) -> np.ndarray:
+    """Resize the shorter side to ``size`` and center-crop a square: uint8 RGB."""
+    Image = _pil()
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            w, h = im.size
+            scale = size / min(w, h)
+            im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))),
+                           Image.BILINEAR)
+            w, h = im.size
+            left, top = (w - size) // 2, (h - size) // 2
+            return np.asarray(im.crop((left, top, left + size, top + size)), dtype=np.uint8)
+    except (OSError, ValueError) as exc:
+        raise EdgecnnError(f"cannot read image {path}: {exc}; remove it or replace it with a "
+                           f"valid jpg/png") from None
+
+
+def load_image_folder(root: str, size: int, limit: int | None = None,
+                      seed: int = 0) -> ImageFolder:
+    """Images of ``root`` (a random, class-mixed subset of ``limit`` when given)."""
+    files, classes = list_image_files(root)
+    if limit is not None and limit < len(files):
+        order = np.random.default_rng(seed).permutation(len(files))[:limit]
+        files = [files[i] for i in sorted(order)]
+    images = np.stack([load_image(path, size) for path, _ in files])
+    labels = np.array([label for _, label in files], dtype=np.int64)
+    return ImageFolder(images, labels, classes, [path for path, _ in files])
+
+
+def synthetic_images(n: int, size: int, seed: int = 0) -> np.ndarray:
+    """Smooth random colour fields with edges: a stand-in for photos when no data is given.
+    Fine for latency work and for exercising quantization, meaningless for accuracy."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    out = np.empty((n, size, size, 3), np.uint8)
+    for i in range(n):
+        img = np.zeros((size, size, 3), np.float32)
+        for c in range(3):
+            a, b, f = rng.normal(size=3)
+            img[..., c] = 128 + 60 * np.sin(6 * (a * xx + b * yy) + f)
+        for _ in range(rng.integers(2, 6)):  # a few flat blobs give edges
+            cy, cx, r = rng.uniform(0, 1, 3) * [1, 1, 0.3]
+            mask = (yy - cy) ** 2 + (xx - cx) ** 2 < r ** 2
+            img[mask] = rng.uniform(0, 255, 3)
+        img += rng.normal(0, 8, img.shape)
+        out[i] = np.clip(img, 0, 255).astype(np.uint8)
+    return out
