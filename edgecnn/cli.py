@@ -5,6 +5,7 @@ Bad input ends in one line on stderr (``error: ...``) and exit status 2, never a
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
@@ -120,7 +121,10 @@ def list_cmd(as_json):
 @model_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 def info(target, alpha, resolution, rho, num_classes, minimalistic, extra, as_json):
-    """Params, MACs, input spec, preprocessing and stage table of a network NAME."""
+    """Describe a network NAME (params, MACs, input spec, preprocessing, stage table), or
+    print the model card of a converted FILE.tflite (works without TensorFlow)."""
+    if target.endswith(".tflite") or os.path.isfile(target):
+        return _info_tflite(target, as_json)
     from .models.summary import describe_model
 
     report = describe_model(target, alpha=alpha, input_size=resolution, rho=rho,
@@ -131,6 +135,71 @@ def info(target, alpha, resolution, rho, num_classes, minimalistic, extra, as_js
     from .models.summary import print_description
 
     print_description(report)
+
+
+def _info_tflite(path, as_json):
+    from .runtime import analyze, read_card
+
+    card = read_card(path)
+    if card is None:  # a .tflite from elsewhere: analyze it
+        card = {"card": None, **analyze(path)}
+        click.echo(json.dumps(card, indent=2))
+        return
+    if as_json:
+        click.echo(json.dumps(card, indent=2))
+        return
+    from .report import print_conversion
+
+    print_conversion(card, path)
+
+
+PRECISION_FLAGS = {"int8": "--int8", "float16": "--fp16", "dynamic": "--dynamic"}
+
+
+@cli.command()
+@click.argument("name")
+@model_options
+@click.option("--int8", "int8", is_flag=True, help="Integer-only int8 model (XNNPACK-whole).")
+@click.option("--fp16", is_flag=True, help="float16 weights.")
+@click.option("--dynamic", is_flag=True, help="int8 weights, float activations.")
+@click.option("--qat", is_flag=True, help="Quantization-aware: wrap with tfmot, fine-tune on "
+              "--data, convert to int8 without calibration.")
+@click.option("--qat-epochs", type=click.IntRange(min=0), default=1, show_default=True)
+@click.option("--weights", default="none", show_default=True,
+              help="imagenet, a keras .h5 weights file, or none.")
+@click.option("--data", "data_dir", type=str, default=None,
+              help="Image folder (one sub-folder per class) for calibration, QAT and accuracy.")
+@click.option("--calib-samples", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--io", "io_dtype", type=click.Choice(["uint8", "int8", "float32"]), default=None,
+              help="Input/output type of an int8 model [default: uint8].")
+@click.option("--output", "-o", type=str, default=None,
+              help="Output .tflite [default: {name}_{alpha}_{resolution}_{precision}.tflite].")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def convert(name, alpha, resolution, rho, num_classes, minimalistic, extra, int8, fp16, dynamic,
+            qat, qat_epochs, weights, data_dir, calib_samples, io_dtype, output, as_json):
+    """Build NAME and convert it to a validated .tflite with its model card."""
+    chosen = [p for p, flag in (("int8", int8), ("float16", fp16), ("dynamic", dynamic)) if flag]
+    if len(chosen) > 1:
+        raise EdgecnnError(f"choose one precision, got {' and '.join(PRECISION_FLAGS[c] for c in chosen)}")
+    precision = chosen[0] if chosen else ("int8" if qat else "float32")
+    if qat and precision != "int8":
+        raise EdgecnnError(f"--qat makes an int8 model; drop {PRECISION_FLAGS[precision]}")
+    if io_dtype and io_dtype != "float32" and precision != "int8":
+        raise EdgecnnError(f"--io {io_dtype} needs --int8")
+    from .converters.job import run_convert
+
+    report = run_convert(
+        name, alpha=alpha, resolution=resolution, rho=rho, num_classes=num_classes,
+        options=family_options(minimalistic, extra), precision=precision, qat=qat,
+        qat_epochs=qat_epochs, weights=weights, data_dir=data_dir, calib_samples=calib_samples,
+        io_dtype=io_dtype, output=output, quiet=as_json)
+    card = report.to_dict()
+    if as_json:
+        click.echo(json.dumps(card, indent=2))
+    else:
+        from .report import print_conversion
+
+        print_conversion(card, report.path)
 
 
 def main(argv=None):

@@ -2,8 +2,18 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import re  # noqa: E402
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
+# The larger EfficientNets (B1-B7, Lite1-4) share B0's and Lite0's code: the default run
+# tests one network per family, the slow run (-m slow) all of them.
+_SAME_CODE_AS_A_REP = re.compile(r"efficientnet_(b[1-7]|lite[1-4])$")
+
+
+def family_representative(name: str) -> bool:
+    return not _SAME_CODE_AS_A_REP.search(name)
 
 
 def _sample_photo():

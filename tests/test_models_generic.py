@@ -6,11 +6,14 @@ import pytest
 
 import edgecnn
 from edgecnn._keras import keras
+from conftest import family_representative
 from edgecnn.models import get_model_spec, list_models
 
 CONFIGS = [(name, {}) for name in list_models()] + [
     (name, {"minimalistic": True}) for name in list_models()
     if "minimalistic" in get_model_spec(name).options]
+PARAMS = [pytest.param(c, marks=() if family_representative(c[0]) else pytest.mark.slow)
+          for c in CONFIGS]
 SIZE, CLASSES = 64, 7
 AUTO_NAME = re.compile(r"^(conv2d|dense|batch_normalization|depthwise_conv2d|separable_conv2d)"
                        r"(_\d+)?$")
@@ -21,7 +24,7 @@ def _id(config):
     return name + "".join(f"-{k}" for k, v in opts.items() if v)
 
 
-@pytest.fixture(scope="module", params=CONFIGS, ids=_id)
+@pytest.fixture(scope="module", params=PARAMS, ids=_id)
 def built(request):
     name, opts = request.param
     model = edgecnn.create_model(name, input_size=SIZE, num_classes=CLASSES, **opts)

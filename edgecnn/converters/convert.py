@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .._quiet import native_stderr_silenced
 from .._io import atomic_write_bytes, atomic_write_json, check_output_path
 from .._keras import keras, tf
 from .._version import __version__
@@ -110,7 +111,8 @@ def _convert_bytes(deploy_model, precision, io_dtype, qat, calibration, progress
                                           "uint8": tf.uint8}[io_dtype]
         converter.inference_output_type = converter.inference_input_type
     try:
-        return converter.convert()
+        with native_stderr_silenced():  # the MLIR quantizer prints its settings on fd 2
+            return converter.convert()
     except Exception as exc:  # the converter raises many types, with long messages
         raise EdgecnnError(f"TFLite conversion failed: {str(exc).strip().splitlines()[0]}") \
             from None
@@ -136,7 +138,8 @@ def _agreement(reference, model_bytes, pixels, labels=None) -> tuple[dict, dict 
 def convert(model, output_path, precision: str = "float32", representative_data=None,
             io_dtype: str | None = None, *, validation_data=None, validation_labels=None,
             labels=None, preprocessing=None, card_path: str | None = "auto",
-            calibration_source: str = "user data", progress=None) -> ConversionReport:
+            calibration_source: str = "user data", validation_source: str | None = None,
+            progress=None) -> ConversionReport:
     """Convert a Keras model to a validated .tflite and write its model card.
 
     model: an edgecnn model (float) or its QAT form from ``quantize_aware``.
@@ -206,7 +209,8 @@ def convert(model, output_path, precision: str = "float32", representative_data=
     report = ConversionReport(
         path=output_path, precision=precision, io_dtype=io_dtype,
         model=config.as_dict() if config else {"name": model.name},
-        params=int(model.count_params()), macs=count_macs(model),
+        params=int(getattr(model, "edgecnn_params", None) or model.count_params()),
+        macs=int(getattr(model, "edgecnn_macs", None) or count_macs(model)),
         input={**inp, "range": [0, 255],
                "meaning": "raw RGB pixels 0-255 (the model normalizes them itself)"},
         output={"shape": [int(s) for s in out_detail["shape"]],
@@ -219,8 +223,9 @@ def convert(model, output_path, precision: str = "float32", representative_data=
         if precision == "int8" else None,
         float_ops=analysis["float_ops"], xnnpack_partitions=analysis["xnnpack_partitions"],
         ops_outside_xnnpack=analysis["ops_outside_xnnpack"],
-        agreement={**agreement, "data": "validation images" if validation_data is not None
-                   else ("calibration images" if calibration is not None else "synthetic")},
+        agreement={**agreement, "data": validation_source or (
+            "validation images" if validation_data is not None else
+            "calibration images" if calibration is not None else "synthetic images")},
         accuracy=accuracy, conversion_seconds=round(seconds, 2), qat=qat,
         calibration={"source": "QAT ranges" if qat else (calibration_source if calibration is
                      not None else None),

@@ -4,6 +4,7 @@ from __future__ import annotations
 import warnings
 
 from .._keras import keras
+from ..models.macs import count_macs
 from .deploy import deployable
 
 # Layers that carry no arithmetic worth quantizing on their own.
@@ -42,6 +43,8 @@ def quantize_aware(model, preprocessing=None):
     base = deployable(model, preprocessing)
     qat = tfmot.quantization.keras.quantize_model(base)
     qat.edgecnn = getattr(base, "edgecnn", None)
+    qat.edgecnn_params = int(model.count_params())  # the network's, without quantizer state
+    qat.edgecnn_macs = count_macs(model)
     left = unquantized_layers(qat)
     if left:
         warnings.warn(f"tfmot left {len(left)} layers unquantized: {', '.join(left)}",
@@ -66,3 +69,36 @@ def pin_input_range(qat_model, low: float = 0.0, high: float = 255.0) -> None:
                 elif weight.name.endswith("_max:0"):
                     weight.assign(high)
             return
+
+
+def _freeze_batchnorm(qat_model) -> None:
+    """BatchNorm keeps its statistics during QAT on small data (inference mode)."""
+    for layer in qat_model.layers:
+        inner = getattr(layer, "layer", layer)
+        if isinstance(inner, keras.layers.BatchNormalization):
+            layer.trainable = False
+
+
+def calibrate_ranges(qat_model, images, batch_size: int = 16) -> None:
+    """Set the fake-quant ranges of an untrained QAT model from ``images`` (raw pixels):
+    forward passes in training mode, BatchNorm frozen, no weight update."""
+    import numpy as np
+
+    _freeze_batchnorm(qat_model)
+    for start in range(0, len(images), batch_size):
+        qat_model(np.asarray(images[start:start + batch_size], np.float32), training=True)
+
+
+def fine_tune(qat_model, images, labels, *, epochs: int = 1, batch_size: int = 16,
+              learning_rate: float = 1e-4, callbacks=None):
+    """Quantization-aware fine-tuning on raw-pixel images and integer labels (BatchNorm
+    frozen, Adam, cross-entropy on the logits). Returns the keras History."""
+    import numpy as np
+
+    _freeze_batchnorm(qat_model)
+    qat_model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"])
+    return qat_model.fit(np.asarray(images, np.float32), np.asarray(labels), epochs=epochs,
+                         batch_size=batch_size, shuffle=True, verbose=0,
+                         callbacks=callbacks or [])

@@ -45,6 +45,12 @@ MINUS_ONE_TO_ONE = Preprocessing((127.5,) * 3, (127.5,) * 3,
                                  description="RGB 0-255 scaled to [-1, 1]: (x - 127.5) / 127.5")
 
 
+#: ImageNet mean/std normalization in 0-255 terms (torchvision, keras' EfficientNet).
+IMAGENET_MEAN_STD = Preprocessing(
+    (0.485 * 255, 0.456 * 255, 0.406 * 255), (0.229 * 255, 0.224 * 255, 0.225 * 255),
+    description="RGB 0-255 normalized with the ImageNet mean and std: (x - mean) / std")
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A registered network.

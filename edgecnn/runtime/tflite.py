@@ -7,6 +7,7 @@ from collections import Counter
 
 import numpy as np
 
+from .._quiet import native_stderr_silenced
 from ..errors import EdgecnnError
 
 CARD_KEY = "edgecnn"
@@ -37,9 +38,10 @@ def load_interpreter(path_or_bytes, threads: int = 1, xnnpack: bool = True):
     resolver = OpResolverType.AUTO if xnnpack else \
         OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     try:
-        interpreter = Interpreter(model_content=data, num_threads=int(threads),
-                                  experimental_op_resolver_type=resolver)
-        interpreter.allocate_tensors()
+        with native_stderr_silenced():  # "INFO: Created TensorFlow Lite XNNPACK delegate"
+            interpreter = Interpreter(model_content=data, num_threads=int(threads),
+                                      experimental_op_resolver_type=resolver)
+            interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise EdgecnnError(f"LiteRT cannot load this model: {str(exc).splitlines()[0]}") from None
     return interpreter

@@ -1,0 +1,123 @@
+"""The ``edgecnn convert`` job: build, (QAT), calibrate, convert, validate, write the card."""
+from __future__ import annotations
+
+import contextlib
+import os
+
+from ..errors import EdgecnnError
+
+SYNTHETIC_WARNING = ("no --data: int8 calibration uses synthetic images, so the model's "
+                     "accuracy is NOT meaningful (it is still valid for latency work)")
+
+
+def default_output(name: str, alpha: float, resolution: int, precision: str, qat: bool) -> str:
+    tag = f"{precision}{'_qat' if qat else ''}"
+    return os.path.join(os.getcwd(), f"{name}_{alpha:g}_{resolution}_{tag}.tflite")
+
+
+@contextlib.contextmanager
+def _progress(quiet: bool):
+    """A rich progress bar factory: ``task(description, total)`` -> advance(i, n)."""
+    if quiet:
+        yield lambda description, total: (lambda i, n: None)
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
+        TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), transient=True) as progress:
+        def task(description, total):
+            task_id = progress.add_task(description, total=total)
+            return lambda i, n: progress.update(task_id, completed=i, total=n)
+        yield task
+
+
+def _warn(message: str, quiet: bool) -> None:
+    if quiet:
+        return
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[bold yellow]warning:[/bold yellow] {message}")
+
+
+def run_convert(name, *, alpha=1.0, resolution=None, rho=None, num_classes=1000, options=None,
+                precision="float32", qat=False, qat_epochs=1, weights="none", data_dir=None,
+                calib_samples=200, io_dtype=None, output=None, quiet=False):
+    """Everything ``edgecnn convert`` does; returns the ConversionReport."""
+    from .._io import check_output_path
+    from ..data import load_image_folder, synthetic_images
+    from ..data.folder import list_image_files
+    from ..models import create_model, get_model_spec
+    from ..models.registry import check_alpha, resolve_input_size
+    from .convert import convert
+    from .qat import calibrate_ranges, fine_tune, quantize_aware
+
+    options = options or {}
+    spec = get_model_spec(name)
+    alpha = check_alpha(alpha)
+    size = resolve_input_size(spec, resolution, rho)
+    output = check_output_path(output or default_output(name, alpha, size, precision, qat))
+    if not output.endswith(".tflite"):
+        raise EdgecnnError(f"output {output} should end in .tflite")
+    classes = None
+    if data_dir is not None:
+        _, classes = list_image_files(data_dir)  # fails fast on a bad folder
+        if qat and qat_epochs > 0 and num_classes == 1000 and len(classes) != 1000:
+            if str(weights).lower() == "imagenet":
+                raise EdgecnnError(f"--weights imagenet has 1000 classes but {data_dir} has "
+                                   f"{len(classes)}; fine-tune without imagenet weights or "
+                                   f"pass data with the ImageNet classes")
+            num_classes = len(classes)
+    model = create_model(name, alpha=alpha, input_size=size, num_classes=num_classes,
+                         weights=weights, **options)
+    labels = classes if classes is not None and len(classes) == num_classes else None
+
+    with _progress(quiet) as task:
+        if data_dir is not None:
+            data = load_image_folder(data_dir, size)
+            subset = data.images[:calib_samples] if len(data.images) <= calib_samples else \
+                load_image_folder(data_dir, size, limit=calib_samples).images
+            source, calibration = "image folder", subset
+            eval_labels = None
+            if labels is not None:
+                sample = load_image_folder(data_dir, size, limit=calib_samples)
+                calibration, eval_labels = sample.images, sample.labels
+        else:
+            data, eval_labels, source = None, None, "synthetic"
+            calibration = synthetic_images(max(16, min(calib_samples, 64)), size)
+            if precision == "int8":
+                _warn(SYNTHETIC_WARNING, quiet)
+
+        if qat:
+            model = quantize_aware(model)
+            if data is not None and qat_epochs > 0:
+                from .._keras import keras
+
+                steps = qat_epochs * -(-len(data.images) // 16)
+                advance = task(f"QAT fine-tuning ({qat_epochs} epoch(s))", steps)
+
+                class Bar(keras.callbacks.Callback):
+                    done = 0
+
+                    def on_train_batch_end(self, batch, logs=None):
+                        Bar.done += 1
+                        advance(Bar.done, steps)
+
+                fine_tune(model, data.images, data.labels, epochs=qat_epochs,
+                          callbacks=[Bar()])
+            else:
+                calibrate_ranges(model, calibration)
+                if data is None:
+                    _warn("--qat without --data: no fine-tuning; quantization ranges come from "
+                          "synthetic images", quiet)
+        advance = task("calibrating", len(calibration)) if precision == "int8" and not qat \
+            else None
+        return convert(model, output, precision,
+                       representative_data=calibration if precision == "int8" and not qat
+                       else None,
+                       io_dtype=io_dtype, validation_data=calibration,
+                       validation_labels=eval_labels, labels=labels,
+                       calibration_source=source,
+                       validation_source=f"{source} images" + (" (labelled)" if eval_labels
+                                                                is not None else ""),
+                       progress=advance)

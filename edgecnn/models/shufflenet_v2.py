@@ -1,0 +1,136 @@
+"""ShuffleNet V2 (Ma et al. 2018, https://arxiv.org/abs/1807.11164), Table 5 and Fig. 3.
+
+Stem 3x3 conv (24 ch, stride 2) -> BN -> ReLU -> 3x3 max pool s2; stages 2/3/4 of 4/8/4
+units; conv5 1x1 -> BN -> ReLU; global average pool -> dense softmax. A stride-1 unit
+splits the channels in two halves, keeps the first and sends the second through 1x1 conv ->
+BN -> ReLU -> 3x3 depthwise -> BN -> 1x1 conv -> BN -> ReLU, then concatenates both halves
+and shuffles them (2 groups). A stride-2 unit feeds the whole input to that branch, which
+then makes ``out - in`` channels, and to a shortcut branch (3x3 depthwise s2 -> BN -> 1x1
+conv -> BN -> ReLU) that keeps the ``in`` channels; the branch width is ``out / 2`` in every
+unit. This is the authors' released code (megvii-model/ShuffleNet-Series), which reproduces
+Table 5's complexities; torchvision instead gives each branch of stage 2's first unit
+``out / 2`` channels (1.0x: 1.1 M fewer MACs and 0.75 % under the paper, 2.0x: 1.3 % under),
+identical elsewhere.
+
+Width: the four rows of Table 5 are used literally (stage 2 / 3 / 4 and conv5 channels at
+0.5x, 1x, 1.5x, 2x). Any other alpha interpolates every column linearly between the two
+nearest rows (beyond 2x: proportional to the 2x row; below 0.5x: stage widths proportional
+to the 0.5x row, conv5 held at 1024); stage widths are then rounded to a multiple of 4 (each
+half an even count) and conv5 to a multiple of 8 (``make_divisible``). The reference code
+adds dropout 0.2 before the 2x classifier: pass ``dropout=0.2`` for that (default 0).
+
+int8: post-training quantization gives one XNNPACK partition with no requantize op. With
+QAT (plain ``tfmot...quantize_model``) a stride-1 unit's concat output and its main branch
+are fake-quantized separately (tfmot's ConcatTransform, which would quantize only after the
+concat, skips a Concatenate fed by a non-keras layer such as ChannelSplit), so the converter
+adds 2 int8 -> int8 requantize ops per stride-1 unit (26 at 1x); XNNPACK runs them inside
+its single partition (about +3 % latency at 224x224, x86, one thread).
+"""
+import bisect
+
+from .._keras import keras, layers
+from .builder import Block, require_channels, table_rows
+from .layers import ChannelShuffle, ChannelSplit
+from .registry import IMAGENET_MEAN_STD, ModelSpec, register_model
+from .scaling import make_divisible
+from .shufflenet import BN, classifier, stem
+
+STEM = 24
+REPEATS = (4, 8, 4)  # units per stage; the first of each has stride 2 (56x56 / 28 / 14 in)
+#: Table 5: alpha -> output channels of stage 2, 3, 4 and conv5.
+TABLE = {0.5: (48, 96, 192, 1024), 1.0: (116, 232, 464, 1024),
+         1.5: (176, 352, 704, 1024), 2.0: (244, 488, 976, 2048)}
+
+
+def widths(alpha: float) -> tuple:
+    """Stage 2/3/4 and conv5 channels for ``alpha`` (see the module docstring)."""
+    if alpha in TABLE:
+        return TABLE[alpha]
+    keys = sorted(TABLE)
+    if alpha > keys[-1]:
+        raw = [c * alpha / keys[-1] for c in TABLE[keys[-1]]]
+    elif alpha < keys[0]:
+        raw = [c * alpha / keys[0] for c in TABLE[keys[0]][:3]] + [TABLE[keys[0]][3]]
+    else:
+        i = bisect.bisect(keys, alpha)
+        lo, hi = keys[i - 1], keys[i]
+        t = (alpha - lo) / (hi - lo)
+        raw = [a + t * (b - a) for a, b in zip(TABLE[lo], TABLE[hi])]
+    return tuple([make_divisible(c, 4) for c in raw[:3]] + [make_divisible(raw[3], 8)])
+
+
+def _arch(alpha):
+    *stage_widths, last = widths(alpha)
+    blocks, in_channels = [], STEM
+    for stage, (repeats, out) in enumerate(zip(REPEATS, stage_widths), start=2):
+        for b in range(repeats):
+            blocks.append(Block("shuffle", stage, len(blocks), b, in_channels, out, 3,
+                                2 if b == 0 else 1, out // 2, None, "relu"))
+            in_channels = out
+    require_channels("shufflenet_v2", alpha, **{
+        "first unit's main branch (stage 2 width minus the stem)": blocks[0].out - STEM})
+    return blocks, last
+
+
+def _names(block):
+    p = f"stage{block.stage}_block{block.block + 1}_"
+    return {role: p + role for role in (
+        "split", "expand", "expand_bn", "expand_relu", "dw", "dw_bn", "project", "project_bn",
+        "project_relu", "shortcut_dw", "shortcut_dw_bn", "shortcut_project",
+        "shortcut_project_bn", "shortcut_project_relu", "concat", "shuffle")}
+
+
+def _conv_bn_relu(x, filters, names, role):
+    x = layers.Conv2D(filters, 1, use_bias=False, name=names[role])(x)
+    x = BN(names[role + "_bn"])(x)
+    return layers.ReLU(name=names[role + "_relu"])(x)
+
+
+def _dw_bn(x, stride, names, role):
+    x = layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False,
+                               name=names[role])(x)
+    return BN(names[role + "_bn"])(x)
+
+
+def shuffle_v2_unit(x, block: Block, names: dict):
+    """One ShuffleNet V2 unit (Fig. 3 c/d)."""
+    if block.stride == 1:
+        shortcut, x = ChannelSplit(name=names["split"])(x)
+        out = block.out // 2
+    else:
+        shortcut = _dw_bn(x, 2, names, "shortcut_dw")
+        shortcut = _conv_bn_relu(shortcut, block.in_channels, names, "shortcut_project")
+        out = block.out - block.in_channels
+    x = _conv_bn_relu(x, block.expand, names, "expand")
+    x = _dw_bn(x, block.stride, names, "dw")
+    x = _conv_bn_relu(x, out, names, "project")
+    x = layers.Concatenate(name=names["concat"])([shortcut, x])
+    return ChannelShuffle(2, name=names["shuffle"])(x)
+
+
+def build(*, alpha, input_size, num_classes, include_top, dropout):
+    blocks, last = _arch(alpha)
+    inputs = layers.Input((input_size, input_size, 3), name="input")
+    x = stem(inputs, STEM)
+    for block in blocks:
+        x = shuffle_v2_unit(x, block, _names(block))
+    x = layers.Conv2D(last, 1, use_bias=False, name="head_conv")(x)
+    x = BN("head_bn")(x)
+    x = layers.ReLU(name="head_relu")(x)
+    if include_top:
+        x = classifier(x, num_classes, dropout)
+    return keras.Model(inputs, x, name=f"shufflenet_v2_{alpha:g}_{input_size}")
+
+
+def describe(*, alpha):
+    blocks, last = _arch(alpha)
+    return {"stem": f"conv 3x3 s2, {STEM} ch, relu; max pool 3x3 s2",
+            "blocks": table_rows(blocks),
+            "head": f"conv 1x1, {last} ch, relu; global avg pool, dense classifier, softmax "
+                    "('expand' is the branch width, half the output)"}
+
+
+register_model(ModelSpec(
+    name="shufflenet_v2", family="ShuffleNet V2", build=build, describe=describe,
+    default_input=224, preprocessing=IMAGENET_MEAN_STD, default_dropout=0.0,
+    paper="Ma et al. 2018, ShuffleNet V2, arXiv:1807.11164"))

@@ -1,0 +1,63 @@
+"""Printing reports and model cards (rich), shared by the CLI commands. No TensorFlow."""
+from __future__ import annotations
+
+
+def _console(console=None):
+    from rich.console import Console
+
+    return console or Console()
+
+
+def print_conversion(card: dict, path: str | None = None, console=None) -> None:
+    """A conversion report / model card as a table a person can check at a glance."""
+    from rich.table import Table
+
+    console = _console(console)
+    model = card.get("model", {})
+    title = (f"{model.get('name', '?')} alpha {model.get('alpha', '?')} "
+             f"{model.get('resolution', '?')}px -> {card['precision']}"
+             f"{' (QAT)' if card.get('qat') else ''}")
+    table = Table(title=title, show_header=False)
+    table.add_column("what")
+    table.add_column("value")
+    inp, out = card["input"], card["output"]
+    rows = [
+        ("file", path or card.get("path", "")),
+        ("size", f"{card['size_bytes'] / 1e6:.2f} MB"),
+        ("params / MACs", f"{card['params']:,} / {card['macs'] / 1e6:.1f} M"),
+        ("input", f"{inp['dtype']} {inp['shape']}"
+                  + (f" scale {inp['scale']:g} zero point {inp['zero_point']}"
+                     if inp["dtype"] != "float32" else "") + ": raw RGB 0-255"),
+        ("output", f"{out['dtype']} {out['shape']} logits"),
+        ("ops", ", ".join(f"{k} {v}" for k, v in card["ops"].items())),
+    ]
+    if card["precision"] == "int8":
+        rows.append(("every compute op int8", "yes" if card["all_int8"] else
+                     f"NO: float ops {card['float_ops']}"))
+    outside = card.get("ops_outside_xnnpack") or {}
+    rows.append(("XNNPACK partitions", f"{card['xnnpack_partitions']}"
+                 + (f" (outside: {', '.join(f'{k} {v}' for k, v in outside.items())})"
+                    if outside else " (whole graph)")))
+    agreement = card.get("agreement") or {}
+    if agreement:
+        rows.append(("agreement with Keras", f"top-1 {agreement['top1_agreement']:.1f} %, "
+                     f"mean |dp| {agreement['mean_abs_prob_error']:.2g} on "
+                     f"{agreement['samples']} {agreement.get('data', '')}"))
+    accuracy = card.get("accuracy")
+    if accuracy:
+        rows.append(("accuracy (Keras / TFLite)", f"{accuracy['keras_top1']:.1f} % / "
+                     f"{accuracy['tflite_top1']:.1f} % on {accuracy['samples']} labelled images"))
+    calibration = card.get("calibration") or {}
+    if calibration.get("source"):
+        rows.append(("calibration", f"{calibration['source']}"
+                     + (f", {calibration['samples']} images" if calibration.get("samples")
+                        else "")))
+    if card.get("conversion_seconds") is not None:
+        rows.append(("conversion time", f"{card['conversion_seconds']:.1f} s"))
+    versions = card.get("versions") or {}
+    rows.append(("versions", ", ".join(f"{k} {v}" for k, v in versions.items())))
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    for warning in card.get("warnings") or []:
+        console.print(f"[bold yellow]warning:[/bold yellow] {warning}")

@@ -1,0 +1,172 @@
+"""Conversion: every family to float32 / float16 / dynamic / int8 (PTQ and QAT), each int8
+model integer-only and whole on XNNPACK, agreeing with its Keras model; cards; safe writes."""
+import json
+import os
+
+import pytest
+from conftest import calibrate_batchnorm, family_representative
+
+import edgecnn
+from edgecnn import EdgecnnError
+from edgecnn.converters.qat import calibrate_ranges
+from edgecnn.data import synthetic_images
+from edgecnn.models import list_models
+from edgecnn.runtime import read_card
+
+SIZE = 64
+FAMILY_REPS = [n for n in list_models() if family_representative(n)]
+
+
+def realistic(name, alpha=0.5, size=SIZE, classes=10, **options):
+    """A model whose BatchNorm statistics fit its inputs, as a trained network's do (default
+    initial statistics shrink activations towards zero, which no real network has)."""
+    model = edgecnn.create_model(name, alpha=alpha, input_size=size, num_classes=classes,
+                                 **options)
+    pixels = synthetic_images(16, size, seed=1)
+    calibrate_batchnorm(model, model.edgecnn.preprocessing.apply(pixels))
+    return model, pixels
+
+
+def assert_int8_whole(report):
+    assert report.all_int8, report.float_ops
+    assert report.xnnpack_partitions == 1
+    # only the uint8 <-> int8 conversions at the model's boundary run outside the delegate
+    assert set(report.ops_outside_xnnpack) <= {"QUANTIZE"}
+    assert report.input["dtype"] == "uint8"
+    assert (report.input["scale"], report.input["zero_point"]) == (1.0, 0)  # raw pixels
+
+
+@pytest.mark.parametrize("name", FAMILY_REPS)
+def test_int8_ptq_is_integer_only_and_one_partition(name, tmp_path):
+    model, pixels = realistic(name)
+    report = edgecnn.convert(model, tmp_path / "m.tflite", "int8", representative_data=pixels)
+    assert_int8_whole(report)
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v3_small", "efficientnet_b0"])
+def test_int8_qat_is_integer_only_and_one_partition(name, tmp_path):
+    model, pixels = realistic(name)
+    qat = edgecnn.quantize_aware(model)
+    assert qat.edgecnn_unquantized == ()
+    calibrate_ranges(qat, pixels)
+    report = edgecnn.convert(qat, tmp_path / "m.tflite", "int8")
+    assert_int8_whole(report)
+    assert report.qat and report.params == model.count_params()
+
+
+@pytest.mark.parametrize("precision", ["float32", "float16", "dynamic"])
+def test_float_precisions_match_keras(precision, tmp_path):
+    model, pixels = realistic("mobilenet_v2")
+    report = edgecnn.convert(model, tmp_path / "m.tflite", precision, validation_data=pixels)
+    assert report.input["dtype"] == "float32" and report.all_int8 is None
+    # random-weight networks have near-ties between classes, so float16/dynamic may swap a
+    # top-1 now and then; the probabilities must stay close
+    assert report.agreement["top1_agreement"] >= (100.0 if precision == "float32" else 80.0)
+    limit = {"float32": 1e-5, "float16": 1e-2, "dynamic": 5e-2}[precision]
+    assert report.agreement["max_abs_prob_error"] < limit
+    if precision == "float32":
+        assert report.xnnpack_partitions == 1 and report.ops_outside_xnnpack == {}
+
+
+def _train_on_digits(name, alpha=0.5, size=SIZE, epochs=4, **options):
+    """A real classifier: trained briefly on the built-in digits (real images)."""
+    from edgecnn._keras import keras
+    from edgecnn.data.digits import load_digits
+
+    data = load_digits(size, limit=900)
+    model = edgecnn.create_model(name, alpha=alpha, input_size=size, num_classes=10, **options)
+    x = model.edgecnn.preprocessing.apply(data.images)
+    model.compile(keras.optimizers.Adam(2e-3), "sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    model.fit(x[:700], data.labels[:700], epochs=epochs, batch_size=32, verbose=0)
+    calibrate_batchnorm(model, x[:256])  # BN statistics of the trained weights
+    return model, data
+
+
+def _check_trained_int8(name, tmp_path, **kwargs):
+    model, data = _train_on_digits(name, **kwargs)
+    held_out = slice(700, None)
+    report = edgecnn.convert(model, tmp_path / "m.tflite", "int8",
+                             representative_data=data.images[:100],
+                             validation_data=data.images[held_out],
+                             validation_labels=data.labels[held_out])
+    assert_int8_whole(report)
+    assert report.agreement["top1_agreement"] >= 90.0, report.agreement
+    assert report.accuracy["keras_top1"] > 50.0  # the classifier really learned the digits
+    return report
+
+
+def test_trained_int8_model_on_raw_pixels_agrees_with_keras(tmp_path):
+    """The uint8 model fed raw pixels of real images predicts what the float Keras model
+    predicts on the normalized images."""
+    _check_trained_int8("mobilenet_v3_small", tmp_path)
+
+
+def test_card_is_embedded_and_written_beside(tmp_path):
+    model, pixels = realistic("mobilenet_v3_small")
+    path = tmp_path / "m.tflite"
+    report = edgecnn.convert(model, path, "int8", representative_data=pixels,
+                             labels=[str(i) for i in range(10)])
+    embedded = read_card(path)
+    beside = json.loads((tmp_path / "m.json").read_text())
+    assert embedded == beside
+    assert embedded["size_bytes"] == os.path.getsize(path) == report.size_bytes
+    for key in ("model", "precision", "input", "output", "preprocessing", "labels", "params",
+                "macs", "ops", "all_int8", "xnnpack_partitions", "agreement", "versions"):
+        assert key in embedded
+    assert embedded["model"]["name"] == "mobilenet_v3_small"
+    assert embedded["versions"]["tfmot"] and embedded["versions"]["litert"]
+    assert embedded["labels"][3] == "3"
+
+
+def test_float_model_needs_calibration_data_for_int8(tmp_path):
+    model, _ = realistic("mobilenet")
+    with pytest.raises(EdgecnnError, match="needs representative_data"):
+        edgecnn.convert(model, tmp_path / "m.tflite", "int8")
+    with pytest.raises(EdgecnnError, match="needs precision int8"):
+        edgecnn.convert(model, tmp_path / "m.tflite", "float16", io_dtype="uint8")
+    assert os.listdir(tmp_path) == []
+
+
+def test_missing_output_folder_writes_nothing(tmp_path):
+    model, _ = realistic("mobilenet")
+    with pytest.raises(EdgecnnError, match="does not exist"):
+        edgecnn.convert(model, tmp_path / "nope" / "m.tflite")
+
+
+def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
+    from edgecnn import _io
+
+    model, _ = realistic("mobilenet")
+
+    def interrupted(f, *args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_io.os, "fsync", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        edgecnn.convert(model, tmp_path / "m.tflite")
+    assert os.listdir(tmp_path) == []
+
+
+# --- slow: the whole matrix -----------------------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize("alpha", [0.5, 1.0])
+@pytest.mark.parametrize("name", list_models())
+def test_every_model_every_precision(name, alpha, tmp_path):
+    model, pixels = realistic(name, alpha=alpha)
+    for precision in ("float32", "float16", "dynamic"):
+        report = edgecnn.convert(model, tmp_path / f"{precision}.tflite", precision,
+                                 validation_data=pixels)
+        assert report.agreement["top1_agreement"] >= 90.0, (precision, report.agreement)
+    assert_int8_whole(edgecnn.convert(model, tmp_path / "int8.tflite", "int8",
+                                      representative_data=pixels))
+    qat = edgecnn.quantize_aware(model)
+    calibrate_ranges(qat, pixels)
+    assert_int8_whole(edgecnn.convert(qat, tmp_path / "qat.tflite", "int8"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", FAMILY_REPS)
+def test_every_family_trained_int8_agrees(name, tmp_path):
+    _check_trained_int8(name, tmp_path)
