@@ -17,8 +17,12 @@ $(STAMP): $(BIN)/python pyproject.toml setup.py
 
 install: $(STAMP)
 
+DEMO_DIR := demo_output
+
 demo: $(STAMP)
 	$(BIN)/edgecnn info mobilenet --alpha 0.75
+	mkdir -p $(DEMO_DIR)
+	$(BIN)/edgecnn convert mobilenet --alpha 0.75 --int8 -o $(DEMO_DIR)/mobilenet_0.75_224_int8.tflite
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
@@ -27,4 +31,4 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -m slow $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache $(DEMO_DIR)

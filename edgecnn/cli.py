@@ -87,19 +87,13 @@ def cli():
 
 @cli.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def list_cmd(as_json):
-    """Every registered network with its default input, params and MACs."""
-    from .models import count_macs, create_model, get_model_spec, list_models
-    from .models.summary import release_models
+@click.option("--live", is_flag=True, help="Rebuild every model instead of reading the "
+              "shipped catalog (needs TensorFlow).")
+def list_cmd(as_json, live):
+    """Every registered network with its default input, params and MACs (alpha 1.0)."""
+    from . import catalog
 
-    rows = []
-    for name in list_models():
-        spec = get_model_spec(name)
-        model = create_model(name)
-        rows.append({"name": name, "family": spec.family, "input": spec.default_input,
-                     "params": model.count_params(), "macs": count_macs(model)})
-        del model
-        release_models()
+    rows = catalog.generate() if live else catalog.load()
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -109,10 +103,10 @@ def list_cmd(as_json):
     table = Table(title="edgecnn models (alpha 1.0, 1000 classes)")
     for col, justify in (("name", "left"), ("family", "left"), ("input", "right"),
                          ("params", "right"), ("MACs", "right")):
-        table.add_column(col, justify=justify)
+        table.add_column(col, justify=justify, no_wrap=True)
     for r in rows:
         table.add_row(r["name"], r["family"], str(r["input"]), f"{r['params'] / 1e6:.2f} M",
-                      f"{r['macs'] / 1e6:.1f} M")
+                      f"{r['macs'] / 1e6:,.1f} M")
     Console().print(table)
 
 

@@ -70,9 +70,26 @@ def test_bad_input_is_one_line_and_exit_2(args, fragments):
 def test_list_shows_every_model_with_params():
     result = run("list", "--json")
     rows = {r["name"]: r for r in json.loads(result.output)}
+    from edgecnn.models import list_models
+
+    assert sorted(rows) == list_models()
     assert rows["mobilenet"]["params"] == 4_253_864
     assert rows["mobilenet_v3_small"]["input"] == 224
     assert abs(rows["mobilenet_v2"]["macs"] / 1e6 - 300.8) < 0.1
+    table = run("list").output
+    assert "mobilenet_v3_large" in table and "5.51 M" in table
+
+
+@pytest.mark.parametrize("name", ["mobilenet", "mobilenet_v3_small", "shufflenet_v2",
+                                  pytest.param("xception", marks=pytest.mark.slow),
+                                  pytest.param("efficientnet_b7", marks=pytest.mark.slow)])
+def test_shipped_catalog_matches_the_live_models(name):
+    """`edgecnn list` reads the shipped catalog; it must say what the code builds
+    (regenerate with `python -m edgecnn.catalog`)."""
+    from edgecnn import catalog
+
+    shipped = {r["name"]: r for r in catalog.load()}
+    assert shipped[name] == catalog.build_entry(name)
 
 
 LIGHT = textwrap.dedent("""
@@ -89,7 +106,14 @@ LIGHT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("command", [["list"], ["info", "mobilenet"]])
+def test_light_install_lists_models_from_the_catalog():
+    proc = subprocess.run([sys.executable, "-c", LIGHT, "list", "--json"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "mobilenet_v3_small" in {r["name"] for r in json.loads(proc.stdout)}
+
+
+@pytest.mark.parametrize("command", [["list", "--live"], ["info", "mobilenet"]])
 def test_light_install_says_which_extra_to_install(command):
     """On the device install (no TensorFlow) model commands name the extra, exit 2."""
     proc = subprocess.run([sys.executable, "-c", LIGHT, *command], capture_output=True,

@@ -18,6 +18,7 @@ import pytest
 import edgecnn
 from edgecnn._keras import keras, tf
 from edgecnn.errors import EdgecnnError
+from edgecnn.models import layers
 from edgecnn.models import shufflenet as v1
 from edgecnn.models import shufflenet_v2 as v2
 
@@ -165,7 +166,7 @@ def test_v2_stride2_unit_keeps_input_width_on_the_shortcut():
 
 def test_channel_shuffle_is_the_papers_permutation():
     x = np.arange(2 * 3 * 12, dtype=np.float32).reshape(1, 2, 3, 12)
-    y = v1.ChannelShuffle(3)(x).numpy()
+    y = layers.ChannelShuffle(3)(x).numpy()
     expected = x.reshape(1, 2, 3, 3, 4).transpose(0, 1, 2, 4, 3).reshape(1, 2, 3, 12)
     np.testing.assert_array_equal(y, expected)
     assert list(y[0, 0, 0, :6] - y[0, 0, 0, 0]) == [0, 4, 8, 1, 5, 9]
@@ -173,7 +174,7 @@ def test_channel_shuffle_is_the_papers_permutation():
 
 def test_channel_split_halves():
     x = np.random.default_rng(0).normal(size=(2, 4, 4, 10)).astype(np.float32)
-    a, b = v1.ChannelSplit()(x)
+    a, b = layers.ChannelSplit()(x)
     np.testing.assert_array_equal(a.numpy(), x[..., :5])
     np.testing.assert_array_equal(b.numpy(), x[..., 5:])
 
@@ -181,7 +182,7 @@ def test_channel_split_halves():
 @pytest.mark.parametrize("size", [8, 7])
 def test_depthwise_average_pooling_counts_padding_like_pytorch(size):
     x = np.random.default_rng(0).uniform(size=(1, size, size, 5)).astype(np.float32)
-    y = v1.DepthwiseAveragePooling2D(3, 2)(x).numpy()
+    y = layers.DepthwiseAveragePooling2D(3, 2)(x).numpy()
     total = size + 1 if size % 2 == 0 else size + 2   # TF 'SAME' pads the bottom-right first
     pad_lo = (total - size) // 2
     padded = np.zeros((1, size + 2, size + 2, 5), np.float32)

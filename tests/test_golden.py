@@ -108,7 +108,7 @@ def test_count_macs_counts_by_hand_small_graph():
 def test_count_macs_sees_through_qat_wrappers():
     import tensorflow_model_optimization as tfmot
 
-    model = edgecnn.create_model("mobilenet_v3_small", input_size=96)
+    model = edgecnn.create_model("mobilenet_v3_small", alpha=0.5, input_size=32, num_classes=5)
     assert edgecnn.count_macs(tfmot.quantization.keras.quantize_model(model)) == \
         edgecnn.count_macs(model)
 

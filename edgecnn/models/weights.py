@@ -105,19 +105,27 @@ def load_imagenet(model, spec, *, alpha: float, input_size: int, num_classes: in
                            f"use include_top=False or 1000 classes")
     constructor = getattr(keras.applications, spec.keras_app)
     kwargs = spec.keras_kwargs(alpha, **options)
-    try:
-        reference = constructor(input_shape=(input_size, input_size, 3), weights="imagenet",
-                                include_top=include_top, **kwargs)
-    except ValueError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise EdgecnnError(f"keras.applications has no ImageNet weights for {spec.name} "
-                           f"alpha {alpha:g} at {input_size}: {first}") from None
-    except Exception as exc:  # network failures surface as many exception types
-        reason = str(exc).rsplit(" -- ", 1)[-1].strip() or type(exc).__name__
-        raise EdgecnnError(
-            f"could not download ImageNet weights for {spec.name} ({reason}); "
-            f"offline, put keras.applications' weights file at "
-            f"{_expected_cache_file(str(exc))} or pass a weights file path") from None
+    # keras has ImageNet files for some input sizes only (MobileNet V1/V2: 128-224; most
+    # others: the default size). Convolution weights do not depend on the input size, so
+    # when keras refuses ours, its default-size weights are used instead.
+    sizes = [input_size] + ([spec.default_input] if input_size != spec.default_input else [])
+    for attempt, size in enumerate(sizes):
+        try:
+            reference = constructor(input_shape=(size, size, 3), weights="imagenet",
+                                    include_top=include_top, **kwargs)
+            break
+        except ValueError as exc:
+            if attempt + 1 < len(sizes):
+                continue
+            first = str(exc).strip().splitlines()[0]
+            raise EdgecnnError(f"keras.applications has no ImageNet weights for {spec.name} "
+                               f"alpha {alpha:g} at {input_size}: {first}") from None
+        except Exception as exc:  # network failures surface as many exception types
+            reason = str(exc).rsplit(" -- ", 1)[-1].strip() or type(exc).__name__
+            raise EdgecnnError(
+                f"could not download ImageNet weights for {spec.name} ({reason}); "
+                f"offline, put keras.applications' weights file at "
+                f"{_expected_cache_file(str(exc))} or pass a weights file path") from None
     copy_weights(reference, model)
 
 
