@@ -473,7 +473,7 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=None, help="default 5 (3 with --quick)")
     parser.add_argument("--round-seconds", type=float, default=None,
                         help="target length of one round of one variant (default 1.0 s)")
-    parser.add_argument("--max-invokes", type=int, default=50)
+    parser.add_argument("--max-invokes", type=int, default=300)
     parser.add_argument("--conversion-repeats", type=int, default=None,
                         help="conversions per side and precision, the fastest kept (default 2, "
                              "1 with --quick)")

@@ -120,12 +120,16 @@ def squeeze_excite(x, reduced: int, *, names: dict, act: str = "relu",
 def inverted_residual(x, *, expand: int | None, out: int, kernel: int, stride: int, act: str,
                       names: dict, bn: BatchNorm, pad: str = "keras", se: int | None = None,
                       se_act: str = "relu", se_gate: str = "hard_sigmoid",
-                      residual: bool = True):
-    """MobileNetV2's inverted residual, with MobileNetV3's optional squeeze-excite.
+                      residual: bool = True, drop_rate: float = 0.0):
+    """MobileNetV2's inverted residual, with MobileNetV3's optional squeeze-excite and
+    EfficientNet's drop-connect (MBConv).
 
     ``expand`` is the expanded channel count (``None``: no expansion conv, the first block
     of V2/V3); ``se`` the squeeze-excite's reduced channel count (``None``: no SE). The
-    identity shortcut is added when the shape allows it and ``residual`` is true.
+    identity shortcut is added when the shape allows it and ``residual`` is true; with
+    ``drop_rate`` the residual branch is dropped per sample in training (a Dropout whose
+    noise is shared over height, width and channels, as keras.applications builds it: an
+    identity at inference, absent from converted graphs).
     """
     shortcut = x
     in_channels = x.shape[-1]
@@ -138,7 +142,9 @@ def inverted_residual(x, *, expand: int | None, out: int, kernel: int, stride: i
     x = conv_bn_act(x, out, act=None, bn=bn, names={
         "conv": names["project"], "bn": names["project_bn"]})
     if residual and stride == 1 and in_channels == out:
-        x = layers.Add(name=names["add"])([shortcut, x])
+        if drop_rate > 0:
+            x = layers.Dropout(drop_rate, noise_shape=(None, 1, 1, 1), name=names["drop"])(x)
+        x = layers.Add(name=names["add"])([x, shortcut])
     return x
 
 

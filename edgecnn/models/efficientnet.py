@@ -27,7 +27,7 @@ from dataclasses import replace
 
 from .._keras import keras, layers
 from ..errors import EdgecnnError
-from .blocks import BatchNorm, conv_bn_act, depthwise_bn_act, squeeze_excite, stride_pad
+from .blocks import BatchNorm, conv_bn_act, inverted_residual, stride_pad
 from .builder import StageRow, Rounding, decode, table_rows
 from .registry import IMAGENET_MEAN_STD, ModelSpec, Preprocessing, register_model
 from .scaling import make_divisible, round_repeats
@@ -112,25 +112,13 @@ LITE_ENDS = {"stem_pad": "stem_pad", "stem_conv": "stem_conv", "stem_bn": "stem_
 
 
 def mbconv(x, block, *, names: dict, bn: BatchNorm, drop_rate: float):
-    """MBConv (MobileNetV2's inverted residual with EfficientNet's squeeze-excite and
-    drop-connect). Drop-connect drops the whole residual branch per sample: a Dropout whose
-    noise is shared over height, width and channels (as keras.applications builds it); it
-    is an identity at inference and disappears from converted graphs."""
-    shortcut = x
-    if block.expand:
-        x = conv_bn_act(x, block.expand, act=block.act, bn=bn, names={
-            "conv": names["expand"], "bn": names["expand_bn"], "act": names["expand_act"]})
-    x = depthwise_bn_act(x, block.kernel, block.stride, act=block.act, names=names, bn=bn,
-                         pad="keras")
-    if block.se:
-        x = squeeze_excite(x, block.se, names=names, act=block.act, gate="sigmoid")
-    x = conv_bn_act(x, block.out, act=None, bn=bn, names={
-        "conv": names["project"], "bn": names["project_bn"]})
-    if block.stride == 1 and block.in_channels == block.out:
-        if drop_rate > 0:
-            x = layers.Dropout(drop_rate, noise_shape=(None, 1, 1, 1), name=names["drop"])(x)
-        x = layers.Add(name=names["add"])([x, shortcut])
-    return x
+    """MBConv: the shared inverted residual with EfficientNet's squeeze-excite (reduced
+    from the block's input width, its activation the block's, a sigmoid gate) and
+    drop-connect."""
+    return inverted_residual(x, expand=block.expand, out=block.out, kernel=block.kernel,
+                             stride=block.stride, act=block.act, names=names, bn=bn,
+                             pad="keras", se=block.se, se_act=block.act, se_gate="sigmoid",
+                             drop_rate=drop_rate)
 
 
 def _check_drop_connect(drop_connect) -> float:
