@@ -69,8 +69,9 @@ def test_convert_with_data_folder_reports_labels_and_json(workdir, digit_folder)
     assert result.exit_code == 0, result.output
     card = json.loads(result.output)
     assert card["labels"] == ["digit_0", "digit_1", "digit_2"]
-    assert card["calibration"] == {"source": "image folder", "samples": 36}
-    assert card["accuracy"]["samples"] == 36
+    images = sum(len(files) for _, _, files in os.walk(digit_folder))
+    assert card["calibration"] == {"source": "image folder", "samples": images}
+    assert card["accuracy"]["samples"] == images
     assert card["input"]["dtype"] == "int8" and card["input"]["zero_point"] == -128
     assert "synthetic" not in result.stderr
 

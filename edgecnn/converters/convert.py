@@ -199,6 +199,9 @@ def convert(model, output_path, precision: str = "float32", representative_data=
 
     config = getattr(model, "edgecnn", None)
     warnings = []
+    unquantized = getattr(model, "edgecnn_unquantized", ())
+    if unquantized:
+        warnings.append(f"tfmot left layers unquantized: {', '.join(unquantized)}")
     if precision == "int8" and not qat and calibration_source == "synthetic":
         warnings.append("calibrated on synthetic images: accuracy is not meaningful (latency "
                         "is)")
@@ -234,11 +237,13 @@ def convert(model, output_path, precision: str = "float32", representative_data=
         warnings=warnings)
     card = report.to_dict()
     card.pop("path")
-    final = rt.embed_card(model_bytes, card)
-    report.size_bytes = len(final)
-    card["size_bytes"] = len(final)
-    final = rt.embed_card(model_bytes, card)  # the size changes by a few bytes at most
-    report.size_bytes = card["size_bytes"] = len(final)
+    final = model_bytes
+    for _ in range(5):  # the card holds the file's size, which the card changes: iterate
+        card["size_bytes"] = len(final)
+        final = rt.embed_card(model_bytes, card)
+        if len(final) == card["size_bytes"]:
+            break
+    report.size_bytes = card["size_bytes"]
     try:
         atomic_write_bytes(output_path, final)
         if card_path:

@@ -28,7 +28,9 @@ class Preprocessing:
         import numpy as np
 
         x = np.asarray(pixels, dtype=np.float32)
-        return (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        std = np.asarray(self.std, np.float32)
+        # x / std - mean / std: for the MobileNets' 127.5 this is keras' x / 127.5 - 1 op by op
+        return x / std - np.asarray(self.mean, np.float32) / std
 
     def output_range(self) -> tuple[float, float]:
         lo, hi = self.input_range
