@@ -520,8 +520,8 @@ def main(argv=None) -> int:
     started = time.time()
     loadavg_start = os.getloadavg()
     date = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-    command = "python benchmarks/compare_stock.py " + " ".join(
-        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    command = " ".join(["python benchmarks/compare_stock.py"] + [
+        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)])
     from edgecnn.data import synthetic_images
 
     def calibration(size):
