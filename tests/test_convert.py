@@ -55,16 +55,23 @@ def test_int8_qat_is_integer_only_and_one_partition(name, tmp_path):
     assert report.qat and report.params == model.count_params()
 
 
+def assert_close_to_keras(report, precision):
+    """float32 reproduces Keras; float16 and dynamic-range models stay close in probability
+    (their top-1 may swap on a random network's near-ties; trained networks: see below)."""
+    agreement = report.agreement
+    if precision == "float32":
+        assert agreement["top1_agreement"] == 100.0
+    mean, most = {"float32": (1e-6, 1e-5), "float16": (5e-3, 3e-2),
+                  "dynamic": (3e-2, 0.15)}[precision]
+    assert agreement["mean_abs_prob_error"] < mean and agreement["max_abs_prob_error"] < most
+
+
 @pytest.mark.parametrize("precision", ["float32", "float16", "dynamic"])
 def test_float_precisions_match_keras(precision, tmp_path):
     model, pixels = realistic("mobilenet")
     report = edgecnn.convert(model, tmp_path / "m.tflite", precision, validation_data=pixels)
     assert report.input["dtype"] == "float32" and report.all_int8 is None
-    # random-weight networks have near-ties between classes, so float16/dynamic may swap a
-    # top-1 now and then; the probabilities must stay close
-    assert report.agreement["top1_agreement"] >= (100.0 if precision == "float32" else 80.0)
-    limit = {"float32": 1e-5, "float16": 3e-2, "dynamic": 0.15}[precision]
-    assert report.agreement["max_abs_prob_error"] < limit
+    assert_close_to_keras(report, precision)
     if precision == "float32":
         assert report.xnnpack_partitions == 1 and report.ops_outside_xnnpack == {}
 
@@ -159,7 +166,7 @@ def test_every_model_every_precision(name, alpha, tmp_path):
     for precision in ("float32", "float16", "dynamic"):
         report = edgecnn.convert(model, tmp_path / f"{precision}.tflite", precision,
                                  validation_data=pixels)
-        assert report.agreement["top1_agreement"] >= 90.0, (precision, report.agreement)
+        assert_close_to_keras(report, precision)
     assert_int8_whole(edgecnn.convert(model, tmp_path / "int8.tflite", "int8",
                                       representative_data=pixels))
     qat = edgecnn.quantize_aware(model)
