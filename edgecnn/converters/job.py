@@ -73,41 +73,42 @@ def run_convert(name, *, alpha=1.0, resolution=None, rho=None, num_classes=1000,
     labels = classes if classes is not None and len(classes) == num_classes else None
 
     with _progress(quiet) as task:
+        data = eval_labels = None
         if data_dir is not None:
-            data = load_image_folder(data_dir, size)
-            subset = data.images[:calib_samples] if len(data.images) <= calib_samples else \
-                load_image_folder(data_dir, size, limit=calib_samples).images
-            source, calibration = "image folder", subset
-            eval_labels = None
+            source = "image folder"
+            sample = load_image_folder(data_dir, size, limit=calib_samples)
+            calibration = sample.images
             if labels is not None:
-                sample = load_image_folder(data_dir, size, limit=calib_samples)
-                calibration, eval_labels = sample.images, sample.labels
+                eval_labels = sample.labels
+            if qat and qat_epochs > 0:  # fine-tuning uses the whole folder
+                data = load_image_folder(data_dir, size)
         else:
-            data, eval_labels, source = None, None, "synthetic"
+            source = "synthetic"
             calibration = synthetic_images(max(16, min(calib_samples, 64)), size)
             if precision == "int8":
                 _warn(SYNTHETIC_WARNING, quiet)
 
         if qat:
             model = quantize_aware(model)
-            if data is not None and qat_epochs > 0:
+            if data is not None:
                 from .._keras import keras
 
                 steps = qat_epochs * -(-len(data.images) // 16)
                 advance = task(f"QAT fine-tuning ({qat_epochs} epoch(s))", steps)
 
                 class Bar(keras.callbacks.Callback):
-                    done = 0
+                    def on_train_begin(self, logs=None):
+                        self.done = 0
 
                     def on_train_batch_end(self, batch, logs=None):
-                        Bar.done += 1
-                        advance(Bar.done, steps)
+                        self.done += 1
+                        advance(self.done, steps)
 
                 fine_tune(model, data.images, data.labels, epochs=qat_epochs,
                           callbacks=[Bar()])
             else:
                 calibrate_ranges(model, calibration)
-                if data is None:
+                if data_dir is None:
                     _warn("--qat without --data: no fine-tuning; quantization ranges come from "
                           "synthetic images", quiet)
         advance = task("calibrating", len(calibration)) if precision == "int8" and not qat \
