@@ -118,8 +118,7 @@ def _convert_bytes(deploy_model, precision, io_dtype, qat, calibration, progress
             from None
 
 
-def _agreement(reference, model_bytes, pixels, labels=None) -> tuple[dict, dict | None]:
-    interpreter = rt.load_interpreter(model_bytes, threads=1)
+def _agreement(reference, interpreter, pixels, labels=None) -> tuple[dict, dict | None]:
     lite = rt.softmax(rt.run_logits(interpreter, pixels))
     ref_logits = reference.predict(pixels.astype(np.float32), batch_size=16, verbose=0)
     ref = rt.softmax(ref_logits)
@@ -191,8 +190,8 @@ def convert(model, output_path, precision: str = "float32", representative_data=
     seconds = time.perf_counter() - start
 
     analysis = rt.analyze(model_bytes)
-    agreement, accuracy = _agreement(deploy_model, model_bytes, validation, validation_labels)
     interpreter = rt.load_interpreter(model_bytes)
+    agreement, accuracy = _agreement(deploy_model, interpreter, validation, validation_labels)
     inp = rt.input_spec(interpreter)
     out_detail = interpreter.get_output_details()[0]
     from ..models.macs import count_macs

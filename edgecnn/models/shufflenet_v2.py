@@ -29,6 +29,7 @@ its single partition (about +3 % latency at 224x224, x86, one thread).
 import bisect
 
 from .._keras import keras, layers
+from .blocks import conv_bn_act
 from .builder import Block, require_channels, table_rows
 from .layers import ChannelShuffle, ChannelSplit
 from .registry import IMAGENET_MEAN_STD, ModelSpec, register_model
@@ -81,9 +82,8 @@ def _names(block):
 
 
 def _conv_bn_relu(x, filters, names, role):
-    x = layers.Conv2D(filters, 1, use_bias=False, name=names[role])(x)
-    x = BN(names[role + "_bn"])(x)
-    return layers.ReLU(name=names[role + "_relu"])(x)
+    return conv_bn_act(x, filters, act="relu", bn=BN, names={
+        "conv": names[role], "bn": names[role + "_bn"], "act": names[role + "_relu"]})
 
 
 def _dw_bn(x, stride, names, role):
