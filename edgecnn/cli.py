@@ -196,6 +196,17 @@ def convert(name, alpha, resolution, rho, num_classes, minimalistic, extra, int8
         print_conversion(card, report.path)
 
 
+from .cli_export import export  # noqa: E402
+
+cli.add_command(export)
+
+
+from .cli_eval import eval_cmd, predict  # noqa: E402
+
+cli.add_command(eval_cmd)
+cli.add_command(predict)
+
+
 def main(argv=None):
     """Console-script entry point."""
     return cli.main(args=argv, prog_name="edgecnn")

@@ -11,7 +11,7 @@ from edgecnn import EdgecnnError
 from edgecnn.converters.qat import calibrate_ranges
 from edgecnn.data import synthetic_images
 from edgecnn.models import list_models
-from edgecnn.runtime import read_card
+from edgecnn.runtime import load_interpreter, read_card, run_logits
 
 SIZE = 64
 FAMILY_REPS = [n for n in list_models() if family_representative(n)]
@@ -32,8 +32,23 @@ def assert_int8_whole(report):
     assert report.xnnpack_partitions == 1
     # only the uint8 <-> int8 conversions at the model's boundary run outside the delegate
     assert set(report.ops_outside_xnnpack) <= {"QUANTIZE"}
-    assert report.input["dtype"] == "uint8"
-    assert (report.input["scale"], report.input["zero_point"]) == (1.0, 0)  # raw pixels
+    assert_raw_pixel_input(report.input, report.preprocessing)
+
+
+def assert_raw_pixel_input(spec, preprocessing):
+    """The integer input is the raw pixel (uint8) or the pixel minus 128 (int8). With one
+    normalization for all channels it lives in the input quantization (the op is folded
+    away); per-channel statistics keep the op, and the input scale is 1."""
+    shift = 128 if spec["dtype"] == "int8" else 0
+    mean, std = preprocessing["mean"], preprocessing["std"]
+    if len(set(mean)) == 1 and len(set(std)) == 1:
+        assert spec["normalization_folded"]
+        assert spec["scale"] == pytest.approx(1.0 / std[0], rel=1e-4)
+        # scale * (pixel - shift - zero_point) is (pixel - mean) / std within half a step
+        assert abs(spec["zero_point"] + shift - mean[0]) <= 0.5 + 1e-3
+    else:
+        assert spec["normalization_folded"] is None
+        assert (spec["scale"], spec["zero_point"]) == (1.0, -shift)
 
 
 @pytest.mark.parametrize("name", FAMILY_REPS)
@@ -53,6 +68,28 @@ def test_int8_qat_is_integer_only_and_one_partition(name, tmp_path):
     report = edgecnn.convert(qat, tmp_path / "m.tflite", "int8")
     assert_int8_whole(report)
     assert report.qat and report.params == model.count_params()
+
+
+@pytest.mark.parametrize("io", ["uint8", "int8"])
+def test_folding_the_normalization_removes_an_op_and_changes_no_output(io, tmp_path):
+    """A [-1, 1] network's int8 model without its normalization op computes what the model
+    with the op computes, on the same raw pixels."""
+    model, pixels = realistic("mobilenet", size=32, samples=8)
+    runs = {}
+    for fold in (False, True):
+        path = tmp_path / f"{fold}.tflite"
+        report = edgecnn.convert(model, path, "int8", representative_data=pixels, io_dtype=io,
+                                 fold_normalization=fold)
+        assert report.all_int8 and report.xnnpack_partitions == 1
+        interpreter = load_interpreter(path)
+        runs[fold] = (report, run_logits(interpreter, pixels),
+                      interpreter.get_output_details()[0]["quantization"][0])
+    (kept, kept_logits, _), (folded, folded_logits, step) = runs[False], runs[True]
+    assert kept.input["normalization_folded"] is None and kept.input["scale"] == 1.0
+    assert_raw_pixel_input(folded.input, folded.preprocessing)
+    assert folded.ops["DEPTHWISE_CONV_2D"] == kept.ops["DEPTHWISE_CONV_2D"] - 1
+    assert abs(folded_logits - kept_logits).max() <= step + 1e-6  # at most one output step
+    assert folded.agreement["top1_agreement"] == kept.agreement["top1_agreement"]
 
 
 def assert_close_to_keras(report, precision):

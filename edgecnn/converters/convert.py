@@ -14,6 +14,7 @@ from .._version import __version__
 from ..errors import EdgecnnError
 from ..runtime import tflite as rt
 from .deploy import deployable, model_preprocessing
+from .fold_input import fold_input_normalization
 from .qat import is_qat, pin_input_range
 
 PRECISIONS = ("float32", "float16", "dynamic", "int8")
@@ -118,6 +119,15 @@ def _convert_bytes(deploy_model, precision, io_dtype, qat, calibration, progress
             from None
 
 
+def _input_meaning(dtype: str, folded) -> str:
+    if dtype == "float32":
+        return "raw RGB pixels 0-255 (the model normalizes them itself)"
+    pixel = "the raw RGB pixel 0-255" if dtype == "uint8" else "the raw RGB pixel minus 128"
+    how = ("the input quantization is the normalization (scale * (q - zero_point))" if folded
+           else "the model normalizes in its first op (input scale 1)")
+    return f"each integer is {pixel}; {how}"
+
+
 def _agreement(reference, interpreter, pixels, labels=None) -> tuple[dict, dict | None]:
     lite = rt.softmax(rt.run_logits(interpreter, pixels))
     ref_logits = reference.predict(pixels.astype(np.float32), batch_size=16, verbose=0)
@@ -138,7 +148,7 @@ def convert(model, output_path, precision: str = "float32", representative_data=
             io_dtype: str | None = None, *, validation_data=None, validation_labels=None,
             labels=None, preprocessing=None, card_path: str | None = "auto",
             calibration_source: str = "user data", validation_source: str | None = None,
-            progress=None) -> ConversionReport:
+            fold_normalization: bool = True, progress=None) -> ConversionReport:
     """Convert a Keras model to a validated .tflite and write its model card.
 
     model: an edgecnn model (float) or its QAT form from ``quantize_aware``.
@@ -148,6 +158,9 @@ def convert(model, output_path, precision: str = "float32", representative_data=
     io_dtype: the .tflite's input/output type; int8/uint8 only with precision int8 (default
     uint8 then, float32 otherwise). Every converted model takes raw pixels (0-255) and
     returns logits (see ``edgecnn.converters.deploy``).
+    fold_normalization: for an int8 model with integer io whose normalization is the same
+    for every channel, drop the normalization op and let the input quantization carry it
+    (``edgecnn.converters.fold_input``); the integer input stays the raw pixel.
     validation_data: images for the agreement check (default: the calibration images, or 16
     synthetic ones); validation_labels: their class indices, for accuracy.
     The .tflite (with the card in its metadata under "edgecnn") and the card as JSON beside
@@ -187,6 +200,9 @@ def convert(model, output_path, precision: str = "float32", representative_data=
 
     start = time.perf_counter()
     model_bytes = _convert_bytes(deploy_model, precision, io_dtype, qat, calibration, progress)
+    folded = None
+    if precision == "int8" and io_dtype != "float32" and fold_normalization:
+        model_bytes, folded = fold_input_normalization(model_bytes)
     seconds = time.perf_counter() - start
 
     analysis = rt.analyze(model_bytes)
@@ -213,8 +229,8 @@ def convert(model, output_path, precision: str = "float32", representative_data=
         model=config.as_dict() if config else {"name": model.name},
         params=int(getattr(model, "edgecnn_params", None) or model.count_params()),
         macs=int(getattr(model, "edgecnn_macs", None) or count_macs(model)),
-        input={**inp, "range": [0, 255],
-               "meaning": "raw RGB pixels 0-255 (the model normalizes them itself)"},
+        input={**inp, "range": [0, 255], "meaning": _input_meaning(inp["dtype"], folded),
+               "normalization_folded": folded},
         output={"shape": [int(s) for s in out_detail["shape"]],
                 "dtype": np.dtype(out_detail["dtype"]).name,
                 "scale": float(out_detail["quantization"][0]),

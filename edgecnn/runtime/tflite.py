@@ -159,13 +159,19 @@ def input_spec(interpreter) -> dict:
 
 
 def quantize_pixels(pixels: np.ndarray, spec: dict) -> np.ndarray:
-    """Raw RGB pixels (0-255) as the model's input tensor (its dtype and quantization)."""
+    """Raw RGB pixels (0-255) as an edgecnn model's input tensor.
+
+    A float input takes the pixel values; an integer input takes the pixel itself (uint8)
+    or the pixel minus 128 (int8). The input's scale and zero point then say what the
+    network sees: scale 1 when the model normalizes in its first op, the normalization
+    itself when it was folded into the quantization (see converters.fold_input).
+    """
     x = np.asarray(pixels, np.float32)
     if spec["dtype"] == "float32":
         return x
-    info = np.iinfo(spec["dtype"])
-    q = np.round(x / spec["scale"] + spec["zero_point"])
-    return np.clip(q, info.min, info.max).astype(spec["dtype"])
+    if spec["dtype"] == "uint8":
+        return np.clip(np.round(x), 0, 255).astype(np.uint8)
+    return (np.clip(np.round(x), 0, 255) - 128).astype(np.int8)
 
 
 def run_logits(interpreter, pixels: np.ndarray) -> np.ndarray:

@@ -1,0 +1,169 @@
+"""``edgecnn eval`` and ``edgecnn predict``: accuracy on a labelled folder, and top-k
+predictions for image files. The .tflite paths need no TensorFlow (light install)."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+
+import click
+
+from .errors import EdgecnnError
+
+KERAS_SUFFIXES = (".keras", ".h5")
+
+
+@contextlib.contextmanager
+def _progress(description: str, quiet: bool):
+    """A transient rich progress bar on stderr; yields ``advance(done, total)``."""
+    if quiet:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
+        TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), transient=True, console=Console(stderr=True)) as bar:
+        task = bar.add_task(description, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+def _warn(message: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[bold yellow]warning:[/bold yellow] {message}",
+                               highlight=False, soft_wrap=True)
+
+
+def _model_kind(path: str) -> str:
+    if path.endswith(KERAS_SUFFIXES):
+        return "keras"
+    if path.endswith(".tflite") or os.path.isfile(path):
+        return "tflite"
+    raise EdgecnnError(f"model file {path} does not exist; give MODEL.tflite or MODEL.keras")
+
+
+@click.command("eval")
+@click.argument("model")
+@click.option("--data", "data_dir", required=True,
+              help="Labelled images: one sub-folder per class (named like the model's labels).")
+@click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True,
+              help="k of the top-k accuracy.")
+@click.option("--plot", type=str, default=None, metavar="PNG",
+              help="Also write the confusion matrix as a PNG image (needs matplotlib).")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="LiteRT threads (.tflite).")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+def eval_cmd(model, data_dir, top_k, plot, threads, as_json):
+    """Top-1, top-k, per-class accuracy and confusion matrix of MODEL.tflite (no TensorFlow
+    needed) or MODEL.keras on an image folder. Unreadable images are skipped and counted."""
+    kind = _model_kind(model)
+    if plot:
+        from ._io import check_output_path
+        from .runtime.evaluate import MissingPackageError
+
+        plot = check_output_path(plot)  # fail before the work, not after
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise MissingPackageError("--plot (the confusion matrix PNG)", "matplotlib") \
+                from None
+    with _progress("evaluating", as_json) as progress:
+        if kind == "keras":
+            from .models.io import evaluate_keras
+
+            result = evaluate_keras(model, data_dir, top_k=top_k, progress=progress)
+        else:
+            from .runtime.evaluate import evaluate_tflite
+
+            result = evaluate_tflite(model, data_dir, top_k=top_k, threads=threads,
+                                     progress=progress)
+    if plot:
+        from .runtime.evaluate import plot_confusion
+
+        result["plot"] = plot_confusion(result, plot)
+    if result["skipped"]:
+        message = (f"skipped {len(result['skipped'])} unreadable image file(s) in {data_dir} "
+                   f"(first: {result['skipped'][0]})")
+        if not as_json:
+            _warn(message)
+    if as_json:
+        summary = {k: v for k, v in result.items() if k not in ("predicted", "labels", "files")}
+        summary["skipped_count"] = len(result["skipped"])
+        click.echo(json.dumps(summary, indent=2))
+        return
+    print_evaluation(result)
+
+
+def print_evaluation(result: dict, console=None) -> None:
+    """Metrics as tables: summary, per-class accuracy, and the confusion matrix when small."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    k = result["top_k"]
+    skipped = len(result["skipped"])
+    console.print(f"[bold]{os.path.basename(result['model'])}[/bold] "
+                  f"({result['format']}, {result.get('precision') or '?'}) on {result['data']}: "
+                  f"{result['samples']} images" + (f", {skipped} skipped" if skipped else ""),
+                  highlight=False)
+    console.print(f"top-1 {result['top1']:.2f} % ({result['top1_correct']}/{result['samples']})"
+                  f"   top-{k} {result['topk']:.2f} % ({result['topk_correct']}/"
+                  f"{result['samples']})", highlight=False)
+    present = [c for c in result["per_class"] if c["samples"]]
+    table = Table(title="per-class accuracy")
+    for col, justify in (("class", "left"), ("images", "right"), ("correct", "right"),
+                         ("accuracy", "right")):
+        table.add_column(col, justify=justify)
+    for c in present:
+        table.add_row(c["name"], str(c["samples"]), str(c["correct"]), f"{c['accuracy']:.1f} %")
+    console.print(table)
+    confusion = result["confusion"]
+    shown = sorted({c["index"] for c in present}
+                   | {j for row in confusion for j, n in enumerate(row) if n})
+    if len(shown) > 15:
+        console.print(f"confusion matrix: {len(shown)} classes, too many to print; see --json "
+                      f"or --plot")
+        return
+    names = result["class_names"]
+    matrix = Table(title="confusion matrix (rows: true, columns: predicted class index)")
+    matrix.add_column("true class")
+    for j in shown:
+        matrix.add_column(str(j), justify="right")
+    for i in shown:
+        matrix.add_row(f"{i} {names[i]}" if names[i] != str(i) else str(i),
+                       *[str(confusion[i][j]) if confusion[i][j] else "." for j in shown])
+    console.print(matrix)
+
+
+@click.command()
+@click.argument("model")
+@click.argument("images", nargs=-1, required=True)
+@click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True,
+              help="How many classes to show per image.")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the predictions as JSON.")
+def predict(model, images, top_k, threads, as_json):
+    """Top-k classes and scores of MODEL.tflite for each IMAGE, with the labels and
+    preprocessing of its model card (no TensorFlow needed)."""
+    if model.endswith(KERAS_SUFFIXES):
+        raise EdgecnnError(f"predict runs a .tflite; convert {model} first (edgecnn convert) "
+                           f"or measure it with edgecnn eval")
+    from .runtime.predict import predict_images
+
+    results = predict_images(model, list(images), top_k=top_k, threads=threads)
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table()
+    for col, justify in (("image", "left"), ("label", "left"), ("score", "right")):
+        table.add_column(col, justify=justify)
+    for r in results:
+        for rank, top in enumerate(r["top"]):
+            table.add_row(r["image"] if rank == 0 else "", top["label"],
+                          f"{100 * top['score']:.1f} %", end_section=rank == len(r["top"]) - 1)
+    Console().print(table)

@@ -1,0 +1,39 @@
+"""Top-k predictions of a .tflite for image files, with the labels and preprocessing of its
+model card. numpy, LiteRT and Pillow only (no TensorFlow)."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..data.folder import load_image
+from ..errors import EdgecnnError
+from .evaluate import TfliteModel, require_pillow
+from .tflite import softmax
+
+
+def predict_images(model_path: str, images: list[str], *, top_k: int = 5,
+                   threads: int = 1) -> list[dict]:
+    """For each image file: its ``top_k`` classes as ``{"label", "index", "score"}`` (score:
+    softmax probability), best first. Images are resized (shorter side) and center-cropped
+    to the model's input like ``edgecnn eval`` and ``edgecnn convert --data`` read them."""
+    if not images:
+        raise EdgecnnError("no images given: edgecnn predict MODEL.tflite IMAGE [IMAGE ...]")
+    if int(top_k) < 1:
+        raise EdgecnnError(f"top-k must be >= 1, got {top_k}")
+    require_pillow()
+    for path in images:
+        if not os.path.isfile(path):
+            raise EdgecnnError(f"image {path} does not exist")
+    model = TfliteModel(model_path, threads=threads)
+    labels = model.labels()
+    k = min(int(top_k), model.num_outputs)
+    results = []
+    for path in images:
+        pixels = load_image(path, model.size)[None]
+        probabilities = softmax(model.logits(pixels))[0]
+        order = np.argsort(-probabilities, kind="stable")[:k]
+        results.append({"image": path, "top": [
+            {"label": labels[i], "index": int(i), "score": float(probabilities[i])}
+            for i in order]})
+    return results
