@@ -11,6 +11,7 @@ from edgecnn import EdgecnnError
 from edgecnn.converters.qat import calibrate_ranges
 from edgecnn.data import synthetic_images
 from edgecnn.models import list_models
+from edgecnn.models.layers import HardSwish
 from edgecnn.runtime import load_interpreter, read_card, run_logits
 
 SIZE = 64
@@ -79,7 +80,7 @@ def test_folding_the_normalization_removes_an_op_and_changes_no_output(io, tmp_p
     for fold in (False, True):
         path = tmp_path / f"{fold}.tflite"
         report = edgecnn.convert(model, path, "int8", representative_data=pixels, io_dtype=io,
-                                 fold_normalization=fold)
+                                 folds=fold)
         assert report.all_int8 and report.xnnpack_partitions == 1
         interpreter = load_interpreter(path)
         runs[fold] = (report, run_logits(interpreter, pixels),
@@ -90,6 +91,26 @@ def test_folding_the_normalization_removes_an_op_and_changes_no_output(io, tmp_p
     assert folded.ops["DEPTHWISE_CONV_2D"] == kept.ops["DEPTHWISE_CONV_2D"] - 1
     assert abs(folded_logits - kept_logits).max() <= step + 1e-6  # at most one output step
     assert folded.agreement["top1_agreement"] == kept.agreement["top1_agreement"]
+    assert folded.folds == {"input_normalization": True, "hard_swish_sixth": 0}
+
+
+def test_hard_swish_sixth_folds_into_the_next_layers(tmp_path):
+    """MobileNetV3's int8 hard-swishes lose their x * 1/6 MUL, except where a residual ADD
+    reads one; the graph stays whole and no further from Keras than the unfolded one."""
+    model, data = _train_on_digits("mobilenet_v3_small", size=48, epochs=2)
+    reports = {}
+    for fold in (False, True):
+        reports[fold] = edgecnn.convert(model, tmp_path / f"{fold}.tflite", "int8",
+                                        representative_data=data.images[:64],
+                                        validation_data=data.images[700:828], folds=fold)
+    kept, folded = reports[False], reports[True]
+    hard_swishes = sum(isinstance(layer, HardSwish) for layer in model.layers)
+    assert folded.folds["hard_swish_sixth"] == hard_swishes  # Small: none feeds an ADD
+    assert folded.ops["MUL"] == kept.ops["MUL"] - hard_swishes
+    assert_int8_whole(folded)
+    assert folded.agreement["top1_agreement"] >= kept.agreement["top1_agreement"] - 1.0
+    assert folded.agreement["mean_abs_prob_error"] <= \
+        1.1 * kept.agreement["mean_abs_prob_error"] + 1e-4
 
 
 def assert_close_to_keras(report, precision):

@@ -14,7 +14,7 @@ from .._version import __version__
 from ..errors import EdgecnnError
 from ..runtime import tflite as rt
 from .deploy import deployable, model_preprocessing
-from .fold_input import fold_input_normalization
+from .folds import fold_hard_swish_sixth, fold_input_normalization
 from .qat import is_qat, pin_input_range
 
 PRECISIONS = ("float32", "float16", "dynamic", "int8")
@@ -47,6 +47,7 @@ class ConversionReport:
     calibration: dict
     labels: list | None
     versions: dict
+    folds: dict                       # input_normalization (bool), hard_swish_sixth (count)
     warnings: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -148,7 +149,7 @@ def convert(model, output_path, precision: str = "float32", representative_data=
             io_dtype: str | None = None, *, validation_data=None, validation_labels=None,
             labels=None, preprocessing=None, card_path: str | None = "auto",
             calibration_source: str = "user data", validation_source: str | None = None,
-            fold_normalization: bool = True, progress=None) -> ConversionReport:
+            folds: bool = True, progress=None) -> ConversionReport:
     """Convert a Keras model to a validated .tflite and write its model card.
 
     model: an edgecnn model (float) or its QAT form from ``quantize_aware``.
@@ -158,9 +159,11 @@ def convert(model, output_path, precision: str = "float32", representative_data=
     io_dtype: the .tflite's input/output type; int8/uint8 only with precision int8 (default
     uint8 then, float32 otherwise). Every converted model takes raw pixels (0-255) and
     returns logits (see ``edgecnn.converters.deploy``).
-    fold_normalization: for an int8 model with integer io whose normalization is the same
-    for every channel, drop the normalization op and let the input quantization carry it
-    (``edgecnn.converters.fold_input``); the integer input stays the raw pixel.
+    folds: simplify an int8 graph after conversion (``edgecnn.converters.folds``): with
+    integer io and one normalization for every channel, the input quantization carries it
+    (the integer input stays the raw pixel); hard-swish's 1/6 moves into the next layer's
+    weight scales. Both keep the integer arithmetic; ``folds=False`` keeps the graph as
+    the converter wrote it.
     validation_data: images for the agreement check (default: the calibration images, or 16
     synthetic ones); validation_labels: their class indices, for accuracy.
     The .tflite (with the card in its metadata under "edgecnn") and the card as JSON beside
@@ -200,9 +203,11 @@ def convert(model, output_path, precision: str = "float32", representative_data=
 
     start = time.perf_counter()
     model_bytes = _convert_bytes(deploy_model, precision, io_dtype, qat, calibration, progress)
-    folded = None
-    if precision == "int8" and io_dtype != "float32" and fold_normalization:
-        model_bytes, folded = fold_input_normalization(model_bytes)
+    folded, hard_swishes = None, 0
+    if precision == "int8" and folds:
+        model_bytes, hard_swishes = fold_hard_swish_sixth(model_bytes)
+        if io_dtype != "float32":
+            model_bytes, folded = fold_input_normalization(model_bytes)
     seconds = time.perf_counter() - start
 
     analysis = rt.analyze(model_bytes)
@@ -249,6 +254,7 @@ def convert(model, output_path, precision: str = "float32", representative_data=
                      not None else None),
                      "samples": 0 if calibration is None or qat else int(len(calibration))},
         labels=list(labels) if labels is not None else None, versions=_versions(),
+        folds={"input_normalization": folded is not None, "hard_swish_sixth": hard_swishes},
         warnings=warnings)
     card = report.to_dict()
     card.pop("path")

@@ -164,7 +164,7 @@ def quantize_pixels(pixels: np.ndarray, spec: dict) -> np.ndarray:
     A float input takes the pixel values; an integer input takes the pixel itself (uint8)
     or the pixel minus 128 (int8). The input's scale and zero point then say what the
     network sees: scale 1 when the model normalizes in its first op, the normalization
-    itself when it was folded into the quantization (see converters.fold_input).
+    itself when it was folded into the quantization (see converters.folds).
     """
     x = np.asarray(pixels, np.float32)
     if spec["dtype"] == "float32":
