@@ -207,6 +207,10 @@ cli.add_command(eval_cmd)
 cli.add_command(predict)
 
 
+from .cli_bench import bench  # noqa: E402
+cli.add_command(bench)
+
+
 def main(argv=None):
     """Console-script entry point."""
     return cli.main(args=argv, prog_name="edgecnn")

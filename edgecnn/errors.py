@@ -12,9 +12,14 @@ class EdgecnnError(ValueError):
 class MissingExtraError(EdgecnnError, ImportError):
     """A feature needs an optional dependency that is not installed."""
 
+    TENSORFLOW = {None, "tensorflow", "tf_keras", "tf-keras", "keras",
+                  "tensorflow_model_optimization", "tensorflow-model-optimization"}
+
     def __init__(self, what: str, extra: str = "tf", missing: str | None = None):
-        detail = f" ({missing} is not installed)" if missing else ""
-        super().__init__(
-            f"{what} needs TensorFlow{detail}: install the full profile with "
-            f"pip install \"edgecnn[{extra}]\""
-        )
+        if missing in self.TENSORFLOW:
+            detail = f" ({missing} is not installed)" if missing else ""
+            message = (f"{what} needs TensorFlow{detail}: install the full profile with "
+                       f"pip install \"edgecnn[{extra}]\"")
+        else:  # one plain package (Pillow, matplotlib, ...): say just that
+            message = f"{what} needs {missing}, which is not installed: pip install {missing}"
+        super().__init__(message)

@@ -2,10 +2,11 @@
 
 Nothing here imports TensorFlow, so it works on the light (device) install.
 """
+from .bench import benchmark
 from .evaluate import classification_metrics, evaluate_tflite
 from .predict import predict_images
 from .tflite import (analyze, embed_card, input_spec, load_interpreter, read_card,
                      run_logits)
 
-__all__ = ["analyze", "classification_metrics", "embed_card", "evaluate_tflite",
+__all__ = ["analyze", "benchmark", "classification_metrics", "embed_card", "evaluate_tflite",
            "input_spec", "load_interpreter", "predict_images", "read_card", "run_logits"]

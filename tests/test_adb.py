@@ -1,0 +1,303 @@
+"""`edgecnn bench --adb`: the parser of TFLite benchmark_model's output (both generations) and
+the adb command sequence.
+
+There is no phone here. The adb tests put a STAND-IN `adb` on PATH: a small script this
+file writes, which records its arguments and answers like adb would (device list, pushes,
+getprop) and, for the benchmark_model run, replays a recorded-style output from
+tests/data/benchmark_model/. What is tested is edgecnn's side: the commands it sends, in
+order, and what it makes of the answers.
+"""
+import json
+import os
+import stat
+import sys
+import textwrap
+
+import pytest
+from click.testing import CliRunner
+
+from edgecnn.cli import cli
+from edgecnn.errors import EdgecnnError
+from edgecnn.runtime.adb import REMOTE_BINARY, benchmark_adb, parse_benchmark_output
+
+DATA = os.path.join(os.path.dirname(__file__), "data", "benchmark_model")
+
+
+def recorded(name):
+    with open(os.path.join(DATA, name)) as f:
+        return f.read()
+
+
+# --- the parser ------------------------------------------------------------------------------
+
+def test_parses_the_current_generation():
+    r = parse_benchmark_output(recorded("current_android_arm64.txt"))
+    # "Inference timings in us: Init: 41706, First inference: 14930, Warmup (avg): 8063.95,
+    #  Inference (avg): 7766.41" and the timed runs' line with p5/median/p95
+    assert r["output_generation"] == "current"
+    assert r["init_ms"] == pytest.approx(41.706) and r["first_ms"] == pytest.approx(14.930)
+    assert r["warmup_ms"] == pytest.approx(8.06395) and r["mean_ms"] == pytest.approx(7.76641)
+    assert r["runs"] == 129 and r["warmup_runs"] == 62
+    assert (r["min_ms"], r["max_ms"], r["std_ms"]) == pytest.approx((7.534, 11.204, 0.412))
+    assert (r["p5_ms"], r["p50_ms"], r["p95_ms"]) == pytest.approx((7.552, 7.672, 8.391))
+    assert r["p90_ms"] is None and r["p99_ms"] is None  # benchmark_model does not print them
+    assert r["init_rss_growth_mb"] == pytest.approx(9.57031)
+    assert r["peak_rss_growth_mb"] == pytest.approx(14.2109)
+    assert r["num_threads"] == 4 and r["model_size_mb"] == pytest.approx(3.91544)
+    assert r["throughput_ips"] == pytest.approx(1000 / 7.76641)
+
+
+def test_parses_the_legacy_generation():
+    r = parse_benchmark_output(recorded("legacy_android_arm64.txt"))
+    # "Average inference timings in us: Warmup: 10473.2, Init: 52113, Inference: 10221.6"
+    assert r["output_generation"] == "legacy"
+    assert r["init_ms"] == pytest.approx(52.113) and r["warmup_ms"] == pytest.approx(10.4732)
+    assert r["mean_ms"] == pytest.approx(10.2216)
+    assert r["first_ms"] == pytest.approx(16.873)  # from the warmup line's first=
+    assert r["runs"] == 98 and r["warmup_runs"] == 48 and r["p50_ms"] is None
+    assert (r["min_ms"], r["max_ms"], r["std_ms"]) == pytest.approx((9.874, 13.96, 0.583))
+    assert r["init_rss_growth_mb"] == pytest.approx(10.1836)
+    assert r["peak_rss_growth_mb"] == pytest.approx(16.8281)
+
+
+def test_parses_the_oldest_summary_and_all_same_stat_lines():
+    text = textwrap.dedent("""\
+        Running benchmark for 1 iterations
+        count=1 curr=146161
+
+        Running benchmark for 50 iterations
+        count=50 first=137789 curr=137254 min=137079 max=143416 avg=137722 std=896
+
+        Average inference timings in us: Warmup: 146161, Init: 4452, no stats: 137722
+    """)
+    r = parse_benchmark_output(text)
+    assert r["mean_ms"] == pytest.approx(137.722) and r["init_ms"] == pytest.approx(4.452)
+    assert r["first_ms"] == pytest.approx(146.161) and r["warmup_runs"] == 1
+    same = parse_benchmark_output("INFO: count=5 curr=900(all same)\n"
+                                  "INFO: count=60 curr=800(all same)\n")
+    assert same["runs"] == 60 and same["min_ms"] == same["max_ms"] == same["mean_ms"] == 0.8
+    assert same["std_ms"] == 0 and same["first_ms"] == pytest.approx(0.9)
+
+
+def test_parses_the_periodic_peak_memory_line():
+    text = recorded("current_android_arm64.txt") + (
+        "INFO: Overall peak memory footprint (MB) via periodic monitoring: 21.0508\n")
+    assert parse_benchmark_output(text)["peak_memory_mb"] == pytest.approx(21.0508)
+
+
+def test_a_rejected_model_or_no_results_are_errors():
+    with pytest.raises(EdgecnnError, match="Didn't find op for builtin opcode 'HARD_SWISH'"):
+        parse_benchmark_output(recorded("rejected_model.txt"))
+    with pytest.raises(EdgecnnError, match="no benchmark results"):
+        parse_benchmark_output("hello\n")
+
+
+# --- the stand-in adb ------------------------------------------------------------------------
+
+STAND_IN = '''#!{python}
+# STAND-IN for Android's adb, written by tests/test_adb.py (there is no phone here): it records
+# its arguments and answers from the JSON state file named by $FAKE_ADB_STATE.
+import json, os, sys
+state = json.load(open(os.environ["FAKE_ADB_STATE"]))
+with open(state["log"], "a") as log:
+    log.write(json.dumps(sys.argv[1:]) + "\\n")
+args = sys.argv[1:]
+if args[:1] == ["-s"]:
+    args = args[2:]
+if args[0] == "devices":
+    print("List of devices attached")
+    for serial, status in state["devices"].items():
+        print(serial + "\\t" + status)
+    print()
+elif args[0] == "push":
+    print(args[1] + ": 1 file pushed, 0 skipped. 38.2 MB/s (1024 bytes in 0.001s)")
+elif args[0] == "shell" and args[1].startswith("getprop"):
+    print(state["product"])
+    print(state["abilist"])
+elif args[0] == "shell" and any(a.startswith("--graph=") for a in args):
+    sys.stdout.write(open(state["replay"]).read())
+    sys.exit(state.get("exit", 0))
+'''
+
+
+class FakeAdb:
+    def __init__(self, folder):
+        self.folder = folder
+        self.state_path = folder / "state.json"
+        self.log = folder / "adb_calls.jsonl"
+        self.state = {"log": str(self.log), "devices": {"R58M41ABCDE": "device"},
+                      "product": "Pixel 7", "abilist": "arm64-v8a,armeabi-v7a,armeabi",
+                      "replay": os.path.join(DATA, "current_android_arm64.txt"), "exit": 0}
+        self.save()
+
+    def save(self, **changes):
+        self.state.update(changes)
+        self.state_path.write_text(json.dumps(self.state))
+
+    def calls(self):
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+
+@pytest.fixture()
+def fake_adb(tmp_path, monkeypatch):
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    script = bindir / "adb"
+    script.write_text(STAND_IN.format(python=sys.executable))
+    script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    monkeypatch.delenv("ADB", raising=False)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}")
+    fake = FakeAdb(tmp_path)
+    monkeypatch.setenv("FAKE_ADB_STATE", str(fake.state_path))
+    return fake
+
+
+def elf(path, machine=183):
+    """A file with an ELF header for ``machine`` (183 aarch64, 40 arm): what edgecnn checks
+    before pushing a benchmark binary."""
+    header = bytearray(64)
+    header[:4], header[4], header[5] = b"\x7fELF", 2, 1
+    header[18:20] = machine.to_bytes(2, "little")
+    path.write_bytes(bytes(header))
+    return str(path)
+
+
+@pytest.fixture()
+def files(tmp_path):
+    model = tmp_path / "mobilenet v2 int8.tflite"
+    model.write_bytes(b"\x1c\x00\x00\x00TFL3" + bytes(200))
+    return {"model": str(model), "binary": elf(tmp_path / "android_aarch64_benchmark_model")}
+
+
+def test_command_sequence_and_result_row(fake_adb, files):
+    rows = benchmark_adb(files["model"], files["binary"], serials=["R58M41ABCDE"], threads=[4],
+                         taskset="f0")
+    remote_model = "/data/local/tmp/edgecnn_mobilenet_v2_int8.tflite"
+    s = ["-s", "R58M41ABCDE"]
+    assert fake_adb.calls() == [
+        ["devices"],
+        s + ["shell", "getprop ro.product.model; getprop ro.product.cpu.abilist"],
+        s + ["push", files["binary"], REMOTE_BINARY],
+        s + ["shell", "chmod", "755", REMOTE_BINARY],
+        s + ["push", files["model"], remote_model],
+        s + ["shell", "taskset", "f0", REMOTE_BINARY, f"--graph={remote_model}",
+             "--num_threads=4", "--use_xnnpack=true"],
+        s + ["shell", "rm", "-f", remote_model],
+    ]
+    (row,) = rows
+    parsed = parse_benchmark_output(recorded("current_android_arm64.txt"))
+    assert row["source"] == "adb:R58M41ABCDE" and row["device"] == "Pixel 7"
+    assert row["abi"] == "arm64-v8a" and row["threads"] == 4 and row["taskset"] == "f0"
+    assert row["xnnpack"] and row["delegate"] == "xnnpack"
+    assert row["model"] == "mobilenet v2 int8.tflite"
+    assert row["size_bytes"] == os.path.getsize(files["model"])
+    for key in ("init_ms", "first_ms", "warmup_ms", "mean_ms", "p50_ms", "runs", "min_ms"):
+        assert row[key] == parsed[key], key
+    assert row["peak_rss_growth_bytes"] == round(parsed["peak_rss_growth_mb"] * 2**20)
+    assert row["spread_p90_p50"] == pytest.approx(8.391 / 7.672) and not row["noisy"]
+
+
+def test_delegate_and_run_count_flags(fake_adb, files):
+    benchmark_adb([files["model"]], files["binary"], threads=[1], runs=100, warmup=5,
+                  min_seconds=2, use_gpu=True)
+    run = [c for c in fake_adb.calls() if any(a.startswith("--graph=") for a in c)][0]
+    assert run[run.index(REMOTE_BINARY):][2:] == [
+        "--num_threads=1", "--num_runs=100", "--warmup_runs=5", "--min_secs=2",
+        "--use_gpu=true"]
+    benchmark_adb([files["model"]], files["binary"], threads=[2], use_nnapi=True)
+    run = [c for c in fake_adb.calls() if any(a.startswith("--graph=") for a in c)][-1]
+    assert run[-2:] == ["--num_threads=2", "--use_nnapi=true"] and "taskset" not in run
+
+
+def test_several_serials_run_in_parallel_one_row_each(fake_adb, files):
+    fake_adb.save(devices={"AAA111": "device", "BBB222": "device"},
+                  replay=os.path.join(DATA, "legacy_android_arm64.txt"))
+    rows = benchmark_adb([files["model"]], files["binary"], serials=["BBB222", "AAA111"],
+                         threads=[1, 4])
+    assert [(r["source"], r["threads"]) for r in rows] == [
+        ("adb:BBB222", 1), ("adb:AAA111", 1), ("adb:BBB222", 4), ("adb:AAA111", 4)]
+    assert all(r["output_generation"] == "legacy" and r["p50_ms"] is None for r in rows)
+    for serial in ("AAA111", "BBB222"):
+        mine = [c for c in fake_adb.calls() if c[:2] == ["-s", serial]]
+        assert [c[2] for c in mine] == ["shell", "push", "shell", "push", "shell", "shell",
+                                        "shell"]
+
+
+@pytest.mark.parametrize("devices,serials,fragment", [
+    ({}, None, "no Android device found"),
+    ({"R58M41ABCDE": "unauthorized"}, None, "unauthorized: unlock it"),
+    ({"R58M41ABCDE": "offline"}, None, "is offline"),
+    ({"A1": "device", "B2": "device"}, None, "choose with --serial"),
+    ({"A1": "device"}, ["ZZZ"], "ZZZ is not connected"),
+])
+def test_device_errors(fake_adb, files, devices, serials, fragment):
+    fake_adb.save(devices=devices)
+    with pytest.raises(EdgecnnError, match=fragment):
+        benchmark_adb(files["model"], files["binary"], serials=serials)
+
+
+def test_adb_not_found(files, tmp_path, monkeypatch):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    monkeypatch.delenv("ADB", raising=False)
+    with pytest.raises(EdgecnnError, match="adb not found.*platform-tools"):
+        benchmark_adb(files["model"], files["binary"])
+
+
+def test_binary_errors(fake_adb, files, tmp_path):
+    script = tmp_path / "benchmark_model.sh"
+    script.write_text("#!/bin/sh\n")
+    with pytest.raises(EdgecnnError, match="not an executable"):
+        benchmark_adb(files["model"], str(script))
+    with pytest.raises(EdgecnnError, match="built for arm but device .* runs arm64-v8a"):
+        fake_adb.save(abilist="arm64-v8a")
+        benchmark_adb(files["model"], elf(tmp_path / "arm_benchmark_model", machine=40))
+    denied = tmp_path / "denied.txt"
+    denied.write_text("/system/bin/sh: /data/local/tmp/benchmark_model: can't execute: "
+                      "Permission denied\n")
+    fake_adb.save(replay=str(denied), exit=126)
+    with pytest.raises(EdgecnnError, match="not executable on R58M41ABCDE"):
+        benchmark_adb(files["model"], files["binary"])
+
+
+def test_model_rejected_by_the_device(fake_adb, files):
+    fake_adb.save(replay=os.path.join(DATA, "rejected_model.txt"), exit=1)
+    with pytest.raises(EdgecnnError, match="R58M41ABCDE rejected mobilenet v2 int8.tflite: "
+                                           "Didn't find op"):
+        benchmark_adb(files["model"], files["binary"])
+    # the model is removed from the device even then
+    assert fake_adb.calls()[-1][-3:-1] == ["rm", "-f"]
+
+
+def test_cli_adb_rows_and_table(fake_adb, files):
+    result = CliRunner().invoke(cli, ["bench", files["model"], "--adb", "--serial",
+                                      "R58M41ABCDE", "--benchmark-binary", files["binary"],
+                                      "--threads", "1,4", "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert [(r["source"], r["threads"]) for r in rows] == [("adb:R58M41ABCDE", 1),
+                                                            ("adb:R58M41ABCDE", 4)]
+    fake_adb.save(replay=os.path.join(DATA, "legacy_android_arm64.txt"))
+    result = CliRunner().invoke(cli, ["bench", files["model"], "--adb", "--benchmark-binary",
+                                      files["binary"]], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "Pixel 7" in result.stdout and "10.222" in result.stdout  # the legacy mean
+    assert "prints no median" in result.stderr
+
+
+@pytest.mark.parametrize("args,fragment", [
+    ([], "--adb needs --benchmark-binary"),
+    (["--benchmark-binary", "nope"], "nope does not exist"),
+    (["--benchmark-binary", "{binary}", "--taskset", "big"], "hexadecimal CPU mask"),
+    (["--benchmark-binary", "{binary}", "--use-gpu", "--use-nnapi"], "choose one of"),
+    (["--benchmark-binary", "{binary}", "--input", "cat.jpg"], "--input is for local runs"),
+])
+def test_cli_adb_errors(fake_adb, files, args, fragment):
+    args = [a.format(**files) for a in args]
+    result = CliRunner().invoke(cli, ["bench", files["model"], "--adb", *args])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0]
