@@ -207,6 +207,12 @@ cli.add_command(eval_cmd)
 cli.add_command(predict)
 
 
+from .cli_sweep import pick, sweep  # noqa: E402
+
+cli.add_command(sweep)
+cli.add_command(pick)
+
+
 from .cli_bench import bench  # noqa: E402
 cli.add_command(bench)
 

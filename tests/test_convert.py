@@ -91,7 +91,19 @@ def test_folding_the_normalization_removes_an_op_and_changes_no_output(io, tmp_p
     assert folded.ops["DEPTHWISE_CONV_2D"] == kept.ops["DEPTHWISE_CONV_2D"] - 1
     assert abs(folded_logits - kept_logits).max() <= step + 1e-6  # at most one output step
     assert folded.agreement["top1_agreement"] == kept.agreement["top1_agreement"]
-    assert folded.folds == {"input_normalization": True, "hard_swish_sixth": 0}
+    assert folded.folds == {"input_normalization": True, "hard_swish_sixth": 0,
+                            "hard_swish_fused": 0}
+
+
+@pytest.mark.parametrize("precision", ["float32", "float16"])
+def test_float_hard_swish_is_one_fused_op(precision, tmp_path):
+    """Float graphs run hard-swish as XNNPACK's own HARD_SWISH op, computing what Keras does."""
+    model, pixels = realistic("mobilenet_v3_small", size=32, samples=8)
+    report = edgecnn.convert(model, tmp_path / "m.tflite", precision, validation_data=pixels)
+    hard_swishes = sum(isinstance(layer, HardSwish) for layer in model.layers)
+    assert report.folds["hard_swish_fused"] == report.ops["HARD_SWISH"] == hard_swishes
+    assert report.xnnpack_partitions == 1 and report.ops_outside_xnnpack == {}
+    assert_close_to_keras(report, precision)
 
 
 def test_hard_swish_sixth_folds_into_the_next_layers(tmp_path):

@@ -14,7 +14,7 @@ from .._version import __version__
 from ..errors import EdgecnnError
 from ..runtime import tflite as rt
 from .deploy import deployable, model_preprocessing
-from .folds import fold_hard_swish_sixth, fold_input_normalization
+from .folds import fold_hard_swish_sixth, fold_input_normalization, fuse_hard_swish
 from .qat import is_qat, pin_input_range
 
 PRECISIONS = ("float32", "float16", "dynamic", "int8")
@@ -47,7 +47,7 @@ class ConversionReport:
     calibration: dict
     labels: list | None
     versions: dict
-    folds: dict                       # input_normalization (bool), hard_swish_sixth (count)
+    folds: dict                       # what converters.folds changed in the graph
     warnings: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -162,8 +162,8 @@ def convert(model, output_path, precision: str = "float32", representative_data=
     folds: simplify an int8 graph after conversion (``edgecnn.converters.folds``): with
     integer io and one normalization for every channel, the input quantization carries it
     (the integer input stays the raw pixel); hard-swish's 1/6 moves into the next layer's
-    weight scales. Both keep the integer arithmetic; ``folds=False`` keeps the graph as
-    the converter wrote it.
+    weight scales. Both keep the integer arithmetic. Float graphs get one fused HARD_SWISH
+    op per hard-swish. ``folds=False`` keeps the graph as the converter wrote it.
     validation_data: images for the agreement check (default: the calibration images, or 16
     synthetic ones); validation_labels: their class indices, for accuracy.
     The .tflite (with the card in its metadata under "edgecnn") and the card as JSON beside
@@ -203,11 +203,13 @@ def convert(model, output_path, precision: str = "float32", representative_data=
 
     start = time.perf_counter()
     model_bytes = _convert_bytes(deploy_model, precision, io_dtype, qat, calibration, progress)
-    folded, hard_swishes = None, 0
+    folded, hard_swishes, fused = None, 0, 0
     if precision == "int8" and folds:
         model_bytes, hard_swishes = fold_hard_swish_sixth(model_bytes)
         if io_dtype != "float32":
             model_bytes, folded = fold_input_normalization(model_bytes)
+    elif folds:
+        model_bytes, fused = fuse_hard_swish(model_bytes)
     seconds = time.perf_counter() - start
 
     analysis = rt.analyze(model_bytes)
@@ -254,7 +256,8 @@ def convert(model, output_path, precision: str = "float32", representative_data=
                      not None else None),
                      "samples": 0 if calibration is None or qat else int(len(calibration))},
         labels=list(labels) if labels is not None else None, versions=_versions(),
-        folds={"input_normalization": folded is not None, "hard_swish_sixth": hard_swishes},
+        folds={"input_normalization": folded is not None, "hard_swish_sixth": hard_swishes,
+               "hard_swish_fused": fused},
         warnings=warnings)
     card = report.to_dict()
     card.pop("path")

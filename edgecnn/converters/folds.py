@@ -7,6 +7,8 @@ fold alike), both numpy and the LiteRT schema only (no TensorFlow):
   quantization (below).
 * ``fold_hard_swish_sixth``: hard-swish's ``1/6`` moves into the weight scales of the
   layers that read it (see its docstring).
+* ``fuse_hard_swish`` (float graphs): the three ops become one HARD_SWISH, which XNNPACK
+  runs natively in float (and does not in int8, hence the three-op form).
 
 **Input normalization.**
 Every deployable edgecnn model starts with a 1x1 depthwise convolution that turns raw
@@ -174,10 +176,21 @@ ABSORB = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"}   # input 0 times w
 PASS = {"MEAN", "MUL", "RESHAPE"}    # out = f(in) * k when in carries a factor k
 
 
-def _constant(model, graph, index):
-    """The real value of a scalar constant tensor, or None."""
+def _constant(model, graph, index, producer=None):
+    """The real value of a scalar constant tensor (quantized, float32, or float16 behind a
+    DEQUANTIZE), or None."""
+    schema = _schema()
     tensor = graph.tensors[index]
     data = _buffer(model, tensor)
+    if data.size == 0 and producer is not None and int(index) in producer:
+        op = graph.operators[producer[int(index)]]
+        if _opcode_name(model, op) == "DEQUANTIZE":
+            return _constant(model, graph, op.inputs[0])
+        return None
+    if tensor.type == schema.TensorType.FLOAT32 and data.size == 4:
+        return float(data.view(np.float32)[0])
+    if tensor.type == schema.TensorType.FLOAT16 and data.size == 2:
+        return float(data.view(np.float16)[0])
     q = tensor.quantization
     if data.size != 1 or q is None or q.scale is None or len(q.scale) != 1:
         return None
@@ -191,16 +204,18 @@ def _constant(model, graph, index):
     return float(q.scale[0]) * (int(value) - zero)
 
 
-def _sixth_mul(model, graph, producer, consumers, op_index):
-    """(M1, x) when operator ``op_index`` is hard-swish's final MUL ``(x * 1/6) * relu6(x+3)``:
-    M1 is the ``x * 1/6`` MUL read only by it."""
+def _sixth_mul(model, graph, producer, consumers, op_index, alone=False):
+    """(M1, x, ADD) when operator ``op_index`` is hard-swish's final MUL
+    ``(x * 1/6) * relu6(x+3)``: M1 is the ``x * 1/6`` MUL read only by it (and, with
+    ``alone``, ADD is read only by it too)."""
     schema = _schema()
     op = graph.operators[op_index]
     if _opcode_name(model, op) != "MUL" or len(op.inputs) != 2:
         return None
     for a, r in (op.inputs, op.inputs[::-1]):
         m1, add = producer.get(int(a)), producer.get(int(r))
-        if m1 is None or add is None or consumers.get(int(a)) != [op_index]:
+        if m1 is None or add is None or consumers.get(int(a)) != [op_index] or \
+                (alone and consumers.get(int(r)) != [op_index]):
             continue
         m1_op, add_op = graph.operators[m1], graph.operators[add]
         if _opcode_name(model, m1_op) != "MUL" or _opcode_name(model, add_op) != "ADD":
@@ -209,13 +224,13 @@ def _sixth_mul(model, graph, producer, consumers, op_index):
                 schema.ActivationFunctionType.RELU6:
             continue
         for x, c in (m1_op.inputs, m1_op.inputs[::-1]):
-            sixth = _constant(model, graph, c)
+            sixth = _constant(model, graph, c, producer)
             if sixth is None or abs(sixth - SIXTH) > 0.01 * SIXTH or x not in add_op.inputs:
                 continue
             other = [t for t in add_op.inputs if t != x]
-            three = _constant(model, graph, other[0]) if len(other) == 1 else None
+            three = _constant(model, graph, other[0], producer) if len(other) == 1 else None
             if three is not None and abs(three - 3.0) < 0.03:
-                return m1, int(x)
+                return m1, int(x), add
     return None
 
 
@@ -266,7 +281,7 @@ def fold_hard_swish_sixth(model_bytes: bytes) -> tuple[bytes, int]:
         match = _sixth_mul(model, graph, producer, consumers, index)
         if match is None or match[0] in removed:
             continue
-        m1, x = match
+        m1, x, _ = match
         g = int(graph.operators[index].outputs[0])
         found = _absorbers(model, graph, consumers, g, outputs, set())
         if found is None:
@@ -291,3 +306,64 @@ def fold_hard_swish_sixth(model_bytes: bytes) -> tuple[bytes, int]:
         return model_bytes, 0
     graph.operators = [op for i, op in enumerate(graph.operators) if i not in removed]
     return _pack(model, len(model_bytes)), folded
+
+
+def fuse_hard_swish(model_bytes: bytes) -> tuple[bytes, int]:
+    """Replace every float ``(x * 1/6) * relu6(x + 3)`` (three ops) by one HARD_SWISH op.
+
+    The Keras layer keeps the three-op form so that int8 graphs stay whole on XNNPACK; a
+    float graph is faster with the fused op, which XNNPACK runs in float. Returns the model
+    and the number of hard-swishes fused.
+    """
+    schema = _schema()
+    model = schema.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
+    graph = model.subgraphs[0]
+    removed, fused, code = set(), 0, None
+    for index in range(len(graph.operators)):
+        producer, consumers = _graph_maps(graph)
+        op = graph.operators[index]
+        if index in removed or any(graph.tensors[t].type != schema.TensorType.FLOAT32
+                                   for t in list(op.inputs) + list(op.outputs)):
+            continue
+        match = _sixth_mul(model, graph, producer, consumers, index, alone=True)
+        if match is None or match[0] in removed or match[2] in removed:
+            continue
+        m1, x, add = match
+        if code is None:
+            code = _opcode_index(model, schema.BuiltinOperator.HARD_SWISH)
+        op.opcodeIndex = code
+        op.inputs = [x]
+        op.builtinOptionsType, op.builtinOptions = schema.BuiltinOptions.NONE, None
+        removed |= {m1, add}
+        fused += 1
+    if not fused:
+        return model_bytes, 0
+    graph.operators = [op for i, op in enumerate(graph.operators) if i not in removed]
+    _drop_dead_ops(graph)
+    return _pack(model, len(model_bytes)), fused
+
+
+def _drop_dead_ops(graph) -> None:
+    """Remove ops none of whose outputs is read (e.g. the DEQUANTIZE of a float16 constant
+    that only a fused-away op used)."""
+    outputs = {int(t) for t in graph.outputs}
+    while True:
+        _, consumers = _graph_maps(graph)
+        dead = [i for i, op in enumerate(graph.operators)
+                if not any(int(t) in consumers or int(t) in outputs for t in op.outputs)]
+        if not dead:
+            return
+        graph.operators = [op for i, op in enumerate(graph.operators) if i not in dead]
+
+
+def _opcode_index(model, builtin: int) -> int:
+    schema = _schema()
+    for i, code in enumerate(model.operatorCodes):
+        if max(int(code.builtinCode), int(code.deprecatedBuiltinCode)) == builtin:
+            return i
+    code = schema.OperatorCodeT()
+    code.builtinCode = builtin
+    code.deprecatedBuiltinCode = min(builtin, 127)
+    code.version = 1
+    model.operatorCodes.append(code)
+    return len(model.operatorCodes) - 1

@@ -1,0 +1,156 @@
+"""``edgecnn sweep`` (width x resolution, measured) and ``edgecnn pick`` (a latency budget)."""
+from __future__ import annotations
+
+import json
+
+import click
+
+from .errors import EdgecnnError
+
+
+def _print_points(rows: list[dict], title: str, pick=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .sweep import ms
+
+    has_accuracy = any(r.get("top1") is not None for r in rows)
+    roles = {}
+    if pick is not None:
+        for role, row in (("over budget", pick.over), ("runner-up", pick.inside),
+                          ("PICK", pick.best)):
+            if row is not None:
+                roles[row["alpha"], row["resolution"]] = role
+    table = Table(title=title)
+    columns = ["alpha", "res", "params", "MACs", "size", "p50 ms", "p90 ms"]
+    if has_accuracy:
+        columns.append("top-1 %")
+    if pick is not None:
+        columns.append("budget")
+    for col in columns:
+        table.add_column(col, justify="right", no_wrap=True)
+    for r in rows:
+        cells = [f"{r['alpha']:g}", str(r["resolution"]), f"{r['params'] / 1e6:.2f} M",
+                 f"{r['macs'] / 1e6:,.1f} M", f"{r['size_bytes'] / 1e6:.2f} MB",
+                 ms(r["p50_ms"]), ms(r.get("p90_ms"))]
+        if has_accuracy:
+            cells.append("-" if r.get("top1") is None else f"{r['top1']:.1f}")
+        role = roles.get((r["alpha"], r["resolution"]), "")
+        if pick is not None:
+            cells.append(role)
+        table.add_row(*cells, style="bold green" if role == "PICK" else None)
+    Console().print(table)
+
+
+def _print_pick(pick) -> None:
+    for line in pick.lines():
+        click.echo(line)
+
+
+def _budget_option(f):
+    return click.option("--budget-ms", type=float, default=None, metavar="MS",
+                        help="Name the configuration with the most MACs (best top-1 with data) "
+                             "whose p50 latency is within MS.")(f)
+
+
+@click.command()
+@click.argument("name")
+@click.option("--alpha", "-a", "alphas", default="0.25,0.5,0.75,1.0", show_default=True,
+              help="Width multipliers, comma-separated.")
+@click.option("--resolution", "-r", "resolutions", default="128,160,192,224", show_default=True,
+              help="Input sides in pixels, comma-separated.")
+@click.option("--int8", "int8", is_flag=True, help="Integer-only int8 models.")
+@click.option("--fp16", is_flag=True, help="float16 weights.")
+@click.option("--dynamic", is_flag=True, help="int8 weights, float activations.")
+@click.option("--threads", "-t", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Interpreter threads for the benchmark.")
+@click.option("--data", "data_dir", type=str, default=None,
+              help="Image folder (one sub-folder per class) for calibration and top-1.")
+@click.option("--output", "-o", "output_dir", type=str, default=None,
+              help="Sweep folder [default: sweep_{name}_{precision}].")
+@_budget_option
+@click.option("--num-classes", type=int, default=1000, show_default=True)
+@click.option("--minimalistic", is_flag=True, default=None,
+              help="MobileNetV3 without SE, hard-swish and 5x5 kernels.")
+@click.option("--option", "-O", "extra", multiple=True, metavar="KEY=VALUE",
+              help="A family option, e.g. -O groups=8.")
+@click.option("--weights", default="none", show_default=True,
+              help="imagenet, a keras .h5 weights file, or none.")
+@click.option("--calib-samples", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--io", "io_dtype", type=click.Choice(["uint8", "int8", "float32"]), default=None,
+              help="Input/output type of int8 models [default: uint8].")
+@click.option("--runs", type=click.IntRange(min=1), default=None,
+              help="Minimum timed runs per point [default: the runner's, 50].")
+@click.option("--warmup", type=click.IntRange(min=0), default=None,
+              help="Warmup runs per point [default: the runner's].")
+@click.option("--min-seconds", type=click.FloatRange(min=0), default=None,
+              help="Minimum timed seconds per point [default: the runner's, 1].")
+@click.option("--no-xnnpack", is_flag=True, help="Benchmark without the XNNPACK delegate.")
+@click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def sweep(name, alphas, resolutions, int8, fp16, dynamic, threads, data_dir, output_dir,
+          budget_ms, num_classes, minimalistic, extra, weights, calib_samples, io_dtype, runs,
+          warmup, min_seconds, no_xnnpack, no_plots, as_json):
+    """Build, convert and benchmark NAME at every alpha x resolution; write sweep.csv,
+    sweep.md and plots. Points already measured in the folder are not redone."""
+    from .cli import PRECISION_FLAGS, family_options
+    from .sweep import parse_list, run_sweep
+
+    alphas = parse_list(alphas, "--alpha", float)
+    resolutions = parse_list(resolutions, "--resolution", int)
+    chosen = [p for p, flag in (("int8", int8), ("float16", fp16), ("dynamic", dynamic)) if flag]
+    if len(chosen) > 1:
+        raise EdgecnnError(f"choose one precision, got "
+                           f"{' and '.join(PRECISION_FLAGS[c] for c in chosen)}")
+    precision = chosen[0] if chosen else "float32"
+    if io_dtype and io_dtype != "float32" and precision != "int8":
+        raise EdgecnnError(f"--io {io_dtype} needs --int8")
+    result = run_sweep(
+        name, alphas, resolutions, precision=precision, threads=threads, data_dir=data_dir,
+        output_dir=output_dir, num_classes=num_classes,
+        options=family_options(minimalistic, extra), weights=weights,
+        calib_samples=calib_samples, io_dtype=io_dtype, xnnpack=not no_xnnpack, runs=runs,
+        warmup=warmup, min_seconds=min_seconds, budget_ms=budget_ms, plots=not no_plots,
+        quiet=as_json)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    _print_points(result.rows(), f"{name} {precision}, {threads} thread(s): "
+                  f"{len(result.measured)} measured, {len(result.reused)} already in the folder",
+                  result.pick)
+    noisy = [r for r in result.rows() if r.get("noisy")]
+    if noisy:
+        click.echo("warning: noisy measurements (p90/p50 or p50/min > 1.5) at " + ", ".join(
+            f"alpha {r['alpha']:g} resolution {r['resolution']}" for r in noisy)
+            + "; delete their .bench.json and rerun on a quiet machine", err=True)
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+    files = [result.files["csv"], result.files["md"], *result.files["plots"]]
+    click.echo("wrote " + ", ".join(files))
+    if result.pick is not None:
+        _print_pick(result.pick)
+
+
+@click.command()
+@click.argument("directory", metavar="DIR")
+@click.option("--budget-ms", type=float, required=True, metavar="MS",
+              help="The p50 latency budget in ms.")
+@click.option("--by", type=click.Choice(["macs", "accuracy"]), default=None,
+              help="What 'best' means [default: accuracy when the sweep has it, else MACs].")
+@click.option("--json", "as_json", is_flag=True, help="Print the pick as JSON.")
+def pick(directory, budget_ms, by, as_json):
+    """Pick from a finished sweep DIR the configuration for a p50 latency budget (works
+    without TensorFlow)."""
+    from .sweep import load_sweep, pick_budget
+
+    settings, points = load_sweep(directory)
+    if not points:
+        raise EdgecnnError(f"{directory} holds no complete sweep point; run edgecnn sweep first")
+    rows = [p.row() for p in points]
+    result = pick_budget(rows, budget_ms, by)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    _print_points(rows, f"{settings.get('name')} {settings.get('precision')}, "
+                  f"{settings.get('threads')} thread(s), budget {result.budget_ms:g} ms", result)
+    _print_pick(result)

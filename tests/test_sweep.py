@@ -1,0 +1,327 @@
+"""`edgecnn sweep` (width x resolution, converted and benchmarked) and `edgecnn pick`."""
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+from test_cli import LIGHT, assert_one_line_error
+
+from edgecnn.cli import cli
+from edgecnn.sweep import is_noisy, load_sweep, parse_list, pick_budget, report
+
+ALPHAS, SIZES = (0.25, 0.5), (32, 48)
+# Few timed runs: these tests check what is written, not how fast anything is.
+FAST = ["--runs", "5", "--warmup", "1", "--min-seconds", "0.02", "--calib-samples", "16"]
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def digit_folder(tmp_path_factory):
+    """A real labelled image folder: 3 classes of the built-in digits as PNG files."""
+    from PIL import Image
+
+    from edgecnn.data.digits import load_digits
+
+    root = tmp_path_factory.mktemp("digits")
+    data = load_digits(48, limit=90)
+    for index, (image, label) in enumerate(zip(data.images, data.labels)):
+        if label < 3:
+            (root / f"digit_{label}").mkdir(exist_ok=True)
+            Image.fromarray(image).save(root / f"digit_{label}" / f"{index}.png")
+    return root
+
+
+def sweep_args(folder, data):
+    return ["sweep", "mobilenet", "--alpha", ",".join(map(str, ALPHAS)), "--resolution",
+            ",".join(map(str, SIZES)), "--int8", "--num-classes", 3, "--data", data, "-o",
+            folder, *FAST]
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory, digit_folder):
+    """One real int8 sweep of mobilenet (2 alphas x 2 resolutions) with labelled data."""
+    folder = tmp_path_factory.mktemp("sweep") / "sweep_mobilenet_int8"
+    result = run(*sweep_args(folder, digit_folder), "--budget-ms", 1e6)
+    assert result.exit_code == 0, result.output
+    return folder, digit_folder, result
+
+
+@pytest.fixture
+def counters(monkeypatch):
+    """Count conversions and benchmarks (the real ones still run)."""
+    import edgecnn.converters.job as job
+    import edgecnn.runtime.bench as bench
+
+    calls = {"convert": [], "bench": []}
+    real_convert, real_bench = job.run_convert, bench.benchmark
+
+    def convert(name, **kw):
+        calls["convert"].append(os.path.basename(kw["output"]))
+        return real_convert(name, **kw)
+
+    def benchmark(path, **kw):
+        calls["bench"].append(os.path.basename(path))
+        return real_bench(path, **kw)
+
+    monkeypatch.setattr(job, "run_convert", convert)
+    monkeypatch.setattr(bench, "benchmark", benchmark)
+    return calls
+
+
+def read_csv(folder):
+    with open(folder / "sweep.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_sweep_tables_and_plots_agree_with_each_points_card(grid):
+    folder, data, result = grid
+    rows = read_csv(folder)
+    assert [(float(r["alpha"]), int(r["resolution"])) for r in rows] == \
+        [(a, s) for a in ALPHAS for s in SIZES]
+    md = (folder / "sweep.md").read_text()
+    for row in rows:
+        stem = row["tflite"][:-len(".tflite")]
+        card = json.loads((folder / f"{stem}.json").read_text())
+        bench = json.loads((folder / f"{stem}.bench.json").read_text())
+        tflite = folder / row["tflite"]
+        # each point: a converted int8 model, its card and its benchmark, all consistent
+        assert card["precision"] == "int8" and card["all_int8"]
+        assert card["model"]["alpha"] == float(row["alpha"])
+        assert card["model"]["resolution"] == int(row["resolution"])
+        assert card["model"]["num_classes"] == 3
+        assert int(row["params"]) == card["params"] and int(row["macs"]) == card["macs"]
+        assert int(row["size_bytes"]) == card["size_bytes"] == tflite.stat().st_size
+        assert bench["model"] == row["tflite"] and bench["threads"] == 1
+        assert float(row["p50_ms"]) == bench["p50_ms"] > 0
+        assert bench["min_ms"] <= bench["p50_ms"] <= bench["p90_ms"] <= bench["max_ms"]
+        # with --data: top-1 measured on the labelled images, as the card says
+        assert float(row["top1"]) == card["accuracy"]["tflite_top1"]
+        assert card["accuracy"]["samples"] == int(row["accuracy_samples"]) > 0
+        md_row = (f"| {float(row['alpha']):g} | {row['resolution']} | "
+                  f"{card['params'] / 1e6:.2f} M | {card['macs'] / 1e6:,.1f} M |")
+        assert md_row in md
+    # more width or more pixels cost more MACs: the table is the paper's grid
+    macs = {(float(r["alpha"]), int(r["resolution"])): int(r["macs"]) for r in rows}
+    assert macs[0.25, 32] < macs[0.25, 48] < macs[0.5, 48] and macs[0.5, 32] < macs[0.5, 48]
+    assert "top-1 %" in md and str(data) in md
+    for png in ("sweep_latency_vs_macs.png", "sweep_accuracy_vs_latency.png"):
+        assert (folder / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"]({png})" in md
+    # a budget everyone fits: the pick is the best top-1 (ties: the faster one)
+    best = max(rows, key=lambda r: (float(r["top1"]), -float(r["p50_ms"])))
+    assert f"pick: alpha {float(best['alpha']):g} resolution {best['resolution']}:" in \
+        result.output
+    assert "nothing better is over the budget" in result.output
+    assert "0 already in the folder" in result.output
+
+
+def test_rerun_redoes_nothing_and_a_lost_result_redoes_only_that_point(grid, counters):
+    folder, data, _ = grid
+    stamps = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()
+              if p.suffix == ".tflite" or p.name.endswith(".bench.json")}
+    result = run(*sweep_args(folder, data))
+    assert result.exit_code == 0, result.output
+    assert counters == {"convert": [], "bench": []}
+    assert "0 measured, 4 already in the folder" in result.output
+    assert stamps == {name: (folder / name).stat().st_mtime_ns for name in stamps}
+
+    # one point's benchmark lost, another's cut short (a crash mid-write): only those two
+    # are measured again; their converted models are complete, so nothing is reconverted
+    (folder / "mobilenet_0.5_32_int8.bench.json").unlink()
+    text = (folder / "mobilenet_0.25_48_int8.bench.json").read_text()
+    (folder / "mobilenet_0.25_48_int8.bench.json").write_text(text[:len(text) // 2])
+    result = run(*sweep_args(folder, data))
+    assert result.exit_code == 0, result.output
+    assert counters["convert"] == []
+    assert sorted(counters["bench"]) == ["mobilenet_0.25_48_int8.tflite",
+                                         "mobilenet_0.5_32_int8.tflite"]
+    assert "2 measured, 2 already in the folder" in result.output
+    assert len(read_csv(folder)) == 4
+    json.loads((folder / "mobilenet_0.25_48_int8.bench.json").read_text())
+
+
+@pytest.mark.slow
+def test_a_lost_model_is_converted_again(grid, counters):
+    folder, data, _ = grid
+    (folder / "mobilenet_0.25_32_int8.tflite").unlink()
+    result = run(*sweep_args(folder, data))
+    assert result.exit_code == 0, result.output
+    assert counters["convert"] == ["mobilenet_0.25_32_int8.tflite"]
+    assert counters["bench"] == ["mobilenet_0.25_32_int8.tflite"]
+
+
+def test_resuming_with_other_settings_is_refused(grid, counters):
+    folder, data, _ = grid
+    result = run(*sweep_args(folder, data), "--threads", 2)
+    assert_one_line_error(result, "other settings", "threads 1", "(now 2)")
+    assert counters == {"convert": [], "bench": []}
+
+
+# --- picking from a handmade sweep (no TensorFlow needed) -------------------------------------
+
+# (alpha, resolution, p50 ms, MACs, top-1): more MACs is not always more accurate here
+HANDMADE = [(0.25, 128, 2.0, 14_000_000, 40.0), (0.5, 128, 4.0, 49_000_000, 55.0),
+            (0.5, 160, 6.5, 77_000_000, 58.0), (0.75, 128, 7.0, 104_000_000, 57.0),
+            (1.0, 128, 11.0, 186_000_000, 64.0), (1.0, 160, 17.0, 291_000_000, 66.0)]
+
+
+def make_sweep(folder, points=HANDMADE, accuracy=True):
+    folder.mkdir()
+    (folder / "sweep.json").write_text(json.dumps(
+        {"name": "mobilenet", "precision": "int8", "threads": 1, "xnnpack": True,
+         "num_classes": 10, "options": {}, "weights": "none",
+         "data": "/data/val" if accuracy else None, "calib_samples": 200}))
+    for i, (alpha, size, p50, macs, top1) in enumerate(points):
+        stem = f"mobilenet_{alpha:g}_{size}_int8"
+        (folder / f"{stem}.tflite").write_bytes(b"\0" * (1000 + i))
+        (folder / f"{stem}.json").write_text(json.dumps(
+            {"precision": "int8", "model": {"name": "mobilenet", "alpha": alpha,
+                                            "resolution": size},
+             "params": macs // 50, "macs": macs, "size_bytes": 1000 + i,
+             "accuracy": {"samples": 500, "keras_top1": top1, "tflite_top1": top1}
+             if accuracy else None}))
+        (folder / f"{stem}.bench.json").write_text(json.dumps(
+            {"model": f"{stem}.tflite", "threads": 1, "xnnpack": True, "runs": 50,
+             "p50_ms": p50, "p90_ms": p50 * 1.1, "mean_ms": p50, "std_ms": 0.1,
+             "min_ms": p50 * 0.9, "max_ms": p50 * 1.5, "size_bytes": 1000 + i}))
+    return folder
+
+
+def picked(pick):
+    return {k: None if v is None else (v["alpha"], v["resolution"])
+            for k, v in (("best", pick.best), ("inside", pick.inside), ("over", pick.over))}
+
+
+def test_pick_by_macs_and_by_accuracy(tmp_path):
+    rows = [p.row() for p in load_sweep(str(make_sweep(tmp_path / "s")))[1]]
+    # within 7 ms the most MACs is 0.75/128; by accuracy 0.5/160 beats it (58 > 57)
+    assert picked(pick_budget(rows, 7.0, by="macs")) == {
+        "best": (0.75, 128), "inside": (0.5, 160), "over": (1.0, 128)}
+    assert picked(pick_budget(rows, 7.0)) == {  # the sweep has top-1: pick by accuracy
+        "best": (0.5, 160), "inside": (0.75, 128), "over": (1.0, 128)}
+    # the budget is inclusive; over the budget, the first step that would be better
+    assert picked(pick_budget(rows, 11.0))["best"] == (1.0, 128)
+    assert picked(pick_budget(rows, 10.9))["over"] == (1.0, 128)
+
+
+def test_pick_when_nothing_fits_and_when_everything_fits(tmp_path):
+    rows = [p.row() for p in load_sweep(str(make_sweep(tmp_path / "s")))[1]]
+    none_fit = pick_budget(rows, 1.5, by="macs")
+    assert picked(none_fit) == {"best": None, "inside": None, "over": (0.25, 128)}
+    assert none_fit.lines()[0] == "nothing fits 1.5 ms p50"
+    assert "fastest configuration: alpha 0.25 resolution 128" in none_fit.lines()[1]
+    all_fit = pick_budget(rows, 100, by="macs")
+    assert picked(all_fit) == {"best": (1.0, 160), "inside": (1.0, 128), "over": None}
+    assert "nothing better is over the budget" in all_fit.lines()[-1]
+
+
+def test_pick_command_reads_a_sweep_folder(tmp_path):
+    folder = make_sweep(tmp_path / "s", accuracy=False)
+    # an incomplete point (its benchmark never finished) is not a candidate
+    (folder / "mobilenet_1_160_int8.bench.json").write_text('{"model": "mobil')
+    result = run("pick", folder, "--budget-ms", 100, "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["by"] == "macs" and out["best"]["alpha"] == 1.0 and out["best"]["resolution"] == 128
+    assert out["over"] is None
+    result = run("pick", folder, "--budget-ms", 5)
+    assert result.exit_code == 0, result.output
+    assert "pick: alpha 0.5 resolution 128" in result.output
+    assert "next step over the budget: alpha 0.5 resolution 160" in result.output
+    assert_one_line_error(run("pick", folder, "--budget-ms", 5, "--by", "accuracy"),
+                          "--data")
+
+
+def test_pick_works_without_tensorflow(tmp_path):
+    folder = make_sweep(tmp_path / "s")
+    proc = subprocess.run([sys.executable, "-c", LIGHT, "pick", str(folder), "--budget-ms", "7",
+                           "--json"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["best"]["resolution"] == 160
+
+
+def test_report_rewrites_tables_and_plots_are_optional(tmp_path, monkeypatch):
+    folder = make_sweep(tmp_path / "s")
+    result = report(str(folder), budget_ms=7)
+    rows = read_csv(folder)
+    assert [(float(r["alpha"]), int(r["resolution"]), float(r["p50_ms"]), int(r["macs"]),
+             float(r["top1"])) for r in rows] == HANDMADE
+    md = (folder / "sweep.md").read_text()
+    assert "## Budget 7 ms (p50)" in md and "- pick: alpha 0.5 resolution 160" in md
+    assert "| 0.5 | 4.00 | 6.50 |" in md  # the alpha x resolution latency grid
+    assert len(result.files["plots"]) == 2
+    for path in result.files["plots"]:
+        os.unlink(path)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if matplotlib were missing
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    result = report(str(folder))
+    assert result.files["plots"] == [] and "matplotlib is not installed" in result.notes[0]
+    assert not any(p.suffix == ".png" for p in folder.iterdir())
+    assert (folder / "sweep.csv").exists() and "## Plots" not in (folder / "sweep.md").read_text()
+
+
+def test_a_busy_machine_is_flagged(tmp_path):
+    folder = make_sweep(tmp_path / "s")
+    bench = folder / "mobilenet_0.5_128_int8.bench.json"
+    # the core was shared: the median run took twice the fastest one
+    bench.write_text(json.dumps({**json.loads(bench.read_text()), "min_ms": 2.0}))
+    report(str(folder), plots=False)
+    assert [r["noisy"] for r in read_csv(folder)] == \
+        ["True" if (a, s) == (0.5, 128) else "False" for a, s, *_ in HANDMADE]
+    assert "Noisy measurements" in (folder / "sweep.md").read_text()
+    assert is_noisy({"p50_ms": 1.0, "p90_ms": 1.6, "min_ms": 0.9})
+    assert not is_noisy({"p50_ms": 1.0, "p90_ms": 1.2, "min_ms": 0.9})
+
+
+# --- bad input: one line, exit status 2, before any work ---------------------------------------
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["--alpha", "0.25,abc"], ["--alpha", "comma-separated numbers", "0.25,abc"]),
+    (["--alpha", ","], ["--alpha"]),
+    (["--alpha", "0.5,-1"], ["--alpha", "> 0"]),
+    (["--resolution", "128.5"], ["--resolution", "whole numbers"]),
+    (["--resolution", "8"], ["at least"]),
+    (["--int8", "--fp16"], ["choose one precision"]),
+    (["--budget-ms", "0"], ["budget", "> 0"]),
+    (["--io", "int8"], ["--io int8 needs --int8"]),
+])
+def test_sweep_bad_input(tmp_path, args, fragments, counters):
+    result = run("sweep", "mobilenet", "-o", tmp_path / "s", *args)
+    assert_one_line_error(result, *fragments)
+    assert counters == {"convert": [], "bench": []}
+
+
+def test_sweep_data_must_match_the_classes(tmp_path, digit_folder):
+    result = run("sweep", "mobilenet", "--data", digit_folder, "-o", tmp_path / "s")
+    assert_one_line_error(result, "3 classes", "--num-classes 3")
+
+
+def test_pick_bad_input(tmp_path):
+    assert_one_line_error(run("pick", tmp_path / "nope", "--budget-ms", 5), "does not exist")
+    assert_one_line_error(run("pick", tmp_path, "--budget-ms", 5), "not a sweep folder")
+    folder = make_sweep(tmp_path / "s")
+    assert_one_line_error(run("pick", folder, "--budget-ms", -3), "budget", "> 0")
+    assert_one_line_error(run("pick", folder, "--budget-ms", "nan"), "budget")
+
+
+def test_parse_list():
+    assert parse_list("0.25, 0.5,0.25", "--alpha") == [0.25, 0.5]
+    assert parse_list("128,160", "--resolution", int) == [128, 160]
+    with pytest.raises(ValueError, match="--resolution"):
+        parse_list("128,1e3", "--resolution", int)
+
+
+def test_sweep_needs_tensorflow_and_says_so():
+    proc = subprocess.run([sys.executable, "-c", LIGHT, "sweep", "mobilenet"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        ('error: building or converting a model needs TensorFlow (tensorflow is not installed): '
+         'install the full profile with pip install "edgecnn[tf]"')]
