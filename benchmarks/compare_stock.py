@@ -14,6 +14,8 @@ For each family (alpha 1.0, default resolution) this script, in one process:
 * runs all four .tflite files in the LiteRT interpreter (XNNPACK, its default) with 1 and 2
   threads, interleaved round by round so machine noise hits every variant alike, and reports
   the median of the per-round medians with the min-max spread of the rounds;
+* for MobileNetV3, also measures edgecnn's network with ReLU6 in place of hard-swish: a
+  lower bound for any int8 hard-swish (``--no-hard-swish-floor`` skips it);
 * counts the XNNPACK partitions of each file and the effective GMAC/s (MACs of the edgecnn
   model / latency).
 
@@ -45,7 +47,7 @@ sys.path.insert(0, os.path.dirname(HERE))  # run from a checkout without install
 FAMILIES = ["mobilenet", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small",
             "shufflenet", "shufflenet_v2", "xception", "efficientnet_b0", "efficientnet_lite0"]
 V3 = {"mobilenet_v3_large", "mobilenet_v3_small"}
-VARIANTS = ("edgecnn_float32", "edgecnn_int8", "stock_float32", "stock_int8")
+VARIANTS = ("edgecnn_float32", "edgecnn_int8", "stock_float32", "stock_int8", "floor_int8")
 
 # Targets from issue 4, item 10.
 TARGET_INT8_VS_STOCK = 1.0
@@ -121,6 +123,23 @@ def calibrate_batchnorm(model, inputs: np.ndarray) -> int:
         for layer, momentum in zip(layers, momenta):
             layer.momentum = momentum
     return len(layers)
+
+
+def hard_swish_floor_model(name: str, size: int):
+    """edgecnn's MobileNetV3 with ReLU6 in place of every hard-swish. NOT the same network:
+    a lower bound for any int8 form of hard-swish (a ReLU6 fuses into the convolution before
+    it and costs no op), measured to show what the <= 0.3x target would need."""
+    import edgecnn
+    import edgecnn.models.blocks as blocks
+    import edgecnn.models.mobilenet_v3 as mv3
+
+    original = blocks.activation
+    floor = lambda kind, name=None: original("relu6" if kind == "hard_swish" else kind, name)  # noqa: E731
+    blocks.activation = mv3.activation = floor
+    try:
+        return edgecnn.create_model(name, input_size=size)
+    finally:
+        blocks.activation = mv3.activation = original
 
 
 # --- latency -------------------------------------------------------------------------------
@@ -244,6 +263,18 @@ def run_family(name: str, size: int, images: np.ndarray, args, workdir: str,
                 f.write(data)
         log(f"  stock   {precision}: converter {seconds:.1f} s")
 
+    if name in V3 and args.hard_swish_floor:
+        keras.utils.set_random_seed(0)
+        floor = hard_swish_floor_model(name, size)
+        if args.bn_stats == "calibrate":
+            calibrate_batchnorm(floor, spec.preprocessing.apply(bn_images))
+        path = os.path.join(workdir, f"{name}_{size}_floor_int8.tflite")
+        edgecnn.convert(floor, path, "int8", representative_data=images,
+                        validation_data=images[:args.validation])
+        with open(path, "rb") as f:
+            files["floor_int8"] = f.read()
+        del floor
+
     # conversions: each repeated, the sides alternating, the fastest run kept (wall time
     # of deterministic work under noise: the minimum is the least disturbed measurement)
     sides = [edgecnn_side] + ([stock_side] if kmodel is not None else [])
@@ -261,7 +292,8 @@ def run_family(name: str, size: int, images: np.ndarray, args, workdir: str,
 
     # the same image on every variant: raw pixels for edgecnn, preprocessed for stock
     feed = {"edgecnn_float32": images[0].astype(np.float32),
-            "edgecnn_int8": images[0].astype(np.float32)}
+            "edgecnn_int8": images[0].astype(np.float32),
+            "floor_int8": images[0].astype(np.float32)}
     if kmodel is not None:
         feed["stock_float32"] = feed["stock_int8"] = stock_calibration[0]
     out["latency"] = {}
@@ -306,7 +338,10 @@ def ratios_and_targets(r: dict) -> tuple[dict, dict]:
         int8_float = _ratio(lat["edgecnn_int8"], lat["edgecnn_float32"])
         stock_int8_float = _ratio(lat["stock_int8"], lat["stock_float32"]) \
             if "stock_int8" in lat else None
-        ratios[threads] = {"edgecnn_int8_vs_stock_int8": vs_stock,
+        if "floor_int8" in lat and "stock_int8" in lat:
+            ratios.setdefault(threads, {})["floor_int8_vs_stock_int8"] = _ratio(lat["floor_int8"],
+                                                                 lat["stock_int8"])
+        ratios[threads] = {**ratios.get(threads, {}), "edgecnn_int8_vs_stock_int8": vs_stock,
                            "edgecnn_float_vs_stock_float": vs_stock_float,
                            "edgecnn_int8_vs_edgecnn_float": int8_float,
                            "stock_int8_vs_stock_float": stock_int8_float,
@@ -450,6 +485,21 @@ def markdown(results: dict) -> str:
     lines.append("|---" * (len(keys) + 1) + "|")
     for r in results["families"]:
         lines.append(f"| {r['name']} | " + " | ".join(r["targets"].values()) + " |")
+    floors = [(r, threads) for r in results["families"] for threads in r["latency"]
+              if "floor_int8" in r["latency"][threads]]
+    if floors:
+        lines += ["", "## MobileNetV3: the hard-swish floor", "",
+                  ("`floor int8` is edgecnn's V3 with ReLU6 in place of every hard-swish: not "
+                   "the same network, but a lower bound for any int8 hard-swish (a ReLU6 "
+                   "fuses into the convolution before it and costs no op)."), "",
+                  "| family | thr | edgecnn int8 ms | floor int8 ms | stock int8 ms | "
+                  "edgecnn/stock | floor/stock |", "|---|---|---|---|---|---|---|"]
+        for r, threads in floors:
+            lat, ra = r["latency"][threads], r["ratios"][threads]
+            lines.append(f"| {r['name']} | {threads} | {_ms(lat['edgecnn_int8'])} | "
+                         f"{_ms(lat['floor_int8'])} | {_ms(lat['stock_int8'])} | "
+                         f"{_x(ra['edgecnn_int8_vs_stock_int8'])} | "
+                         f"{_x(ra['floor_int8_vs_stock_int8'])} |")
     outside = [(r["name"], variant, a["xnnpack_partitions"], _outside(a["ops_outside_xnnpack"]))
                for r in results["families"] for variant, a in r["analysis"].items()]
     outside = [row for row in outside if row[3]]
@@ -492,6 +542,10 @@ def main(argv=None) -> int:
                         help="folder for compare_stock.json and .md")
     parser.add_argument("--name", default=None,
                         help="results file stem (default compare_stock, or compare_stock_quick)")
+    parser.add_argument("--no-hard-swish-floor", dest="hard_swish_floor",
+                        action="store_false",
+                        help="skip the MobileNetV3 variant with ReLU6 for hard-swish (a lower "
+                             "bound, measured by default)")
     parser.add_argument("--keep-models", default=None,
                         help="keep the .tflite files in this folder (default: a temp folder)")
     args = parser.parse_args(argv)
