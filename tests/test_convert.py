@@ -10,6 +10,7 @@ import edgecnn
 from edgecnn import EdgecnnError
 from edgecnn.converters.qat import calibrate_ranges
 from edgecnn.data import synthetic_images
+from edgecnn.converters import deployable
 from edgecnn.models import list_models
 from edgecnn.models.layers import HardSwish
 from edgecnn.runtime import load_interpreter, read_card, run_logits
@@ -93,6 +94,29 @@ def test_folding_the_normalization_removes_an_op_and_changes_no_output(io, tmp_p
     assert folded.agreement["top1_agreement"] == kept.agreement["top1_agreement"]
     assert folded.folds == {"input_normalization": True, "hard_swish_sixth": 0,
                             "hard_swish_fused": 0}
+
+
+def test_hard_swish_read_by_a_residual_add_folds_too(tmp_path):
+    """V3 Large's stem hard-swish feeds the first block's residual ADD: the conv on the
+    ADD's other side takes the factor as well, and every hard-swish folds."""
+    model, pixels = realistic("mobilenet_v3_large", alpha=1.0, size=32, samples=8)
+    runs = {}
+    for fold in (False, True):
+        path = tmp_path / f"{fold}.tflite"
+        report = edgecnn.convert(model, path, "int8", representative_data=pixels, folds=fold)
+        interpreter = load_interpreter(path)
+        runs[fold] = (report, run_logits(interpreter, pixels),
+                      interpreter.get_output_details()[0]["quantization"][0])
+    (kept, kept_logits, _), (folded, folded_logits, step) = runs[False], runs[True]
+    hard_swishes = sum(isinstance(layer, HardSwish) for layer in model.layers)
+    assert folded.folds["hard_swish_sixth"] == hard_swishes
+    assert folded.ops["MUL"] == kept.ops["MUL"] - hard_swishes
+    assert folded.ops["ADD"] == kept.ops["ADD"]
+    assert_int8_whole(folded)
+    # the same integer arithmetic less one rounding (of x / 6): no further from Keras
+    keras_logits = deployable(model).predict(pixels.astype("float32"), verbose=0)
+    assert abs(folded_logits - keras_logits).mean() <= \
+        1.1 * abs(kept_logits - keras_logits).mean() + step
 
 
 @pytest.mark.parametrize("precision", ["float32", "float16"])

@@ -234,29 +234,68 @@ def _sixth_mul(model, graph, producer, consumers, op_index, alone=False):
     return None
 
 
-def _absorbers(model, graph, consumers, tensor, outputs, seen):
-    """The ops whose weights can take a factor on ``tensor`` and the pass-through ops
-    between, or None when some reader cannot (an ADD, a graph output, ...)."""
+def _scale_free_activation(op) -> bool:
+    """No fused activation, or ReLU (which commutes with a positive factor)."""
+    return getattr(op.builtinOptions, "fusedActivationFunction", 0) in (0, 1)
+
+
+def _weights_alone(graph, consumers, op, index) -> bool:
+    return consumers.get(int(op.inputs[1])) == [index]
+
+
+def _absorbers(model, graph, producer, consumers, tensor, outputs, seen):
+    """How a factor on ``tensor`` can be carried, or None when some reader cannot take it:
+    (absorb: ops whose weights take it, passing: ops whose output scale follows it, emit:
+    convolutions made to carry it too, so that an ADD of ``tensor`` and their output adds
+    like with like)."""
     if tensor in outputs:
         return None
-    absorb, passing = [], []
+    absorb, passing, emit = [], [], []
     for index in consumers.get(tensor, []):
         op = graph.operators[index]
         name = _opcode_name(model, op)
+        if list(op.inputs).count(tensor) != 1 or index in seen:
+            return None
+        seen.add(index)
         if name in ABSORB and int(op.inputs[0]) == tensor and \
-                consumers.get(int(op.inputs[1])) == [index]:
+                _weights_alone(graph, consumers, op, index):
             absorb.append(index)
-        elif name in PASS and list(op.inputs).count(tensor) == 1 and index not in seen and \
-                getattr(op.builtinOptions, "fusedActivationFunction", 0) == 0:
-            seen.add(index)
-            below = _absorbers(model, graph, consumers, int(op.outputs[0]), outputs, seen)
-            if below is None:
+            continue
+        if name in PASS and getattr(op.builtinOptions, "fusedActivationFunction", 0) == 0:
+            pass
+        elif name == "ADD" and _scale_free_activation(op):  # a residual: x + conv(...)
+            other = [int(t) for t in op.inputs if int(t) != tensor][0]
+            source = producer.get(other)
+            conv = graph.operators[source] if source is not None else None
+            if conv is None or _opcode_name(model, conv) not in ("CONV_2D",
+                                                                  "DEPTHWISE_CONV_2D") \
+                    or not _scale_free_activation(conv) or consumers.get(other) != [index] \
+                    or other in outputs or not _weights_alone(graph, consumers, conv, source):
                 return None
-            absorb += below[0]
-            passing += [index] + below[1]
+            emit.append(source)
         else:
             return None
-    return (absorb, passing) if absorb else None
+        below = _absorbers(model, graph, producer, consumers, int(op.outputs[0]), outputs, seen)
+        if below is None:
+            return None
+        absorb += below[0]
+        passing += [index] + below[1]
+        emit += below[2]
+    return (absorb, passing, emit) if absorb else None
+
+
+def _scale_weights(graph, index, factor: float, output: bool = False) -> None:
+    """Multiply an op's weight scales (and, with ``output``, its output scale) by factor;
+    its bias scale follows (input scale x weight scale)."""
+    op = graph.operators[index]
+    q = graph.tensors[op.inputs[1]].quantization
+    q.scale = np.asarray(q.scale, np.float32) * np.float32(factor)
+    if output:
+        out = graph.tensors[op.outputs[0]].quantization
+        out.scale = np.asarray(out.scale, np.float32) * np.float32(factor)
+    if len(op.inputs) > 2 and op.inputs[2] >= 0:
+        in_scale = np.float32(graph.tensors[op.inputs[0]].quantization.scale[0])
+        graph.tensors[op.inputs[2]].quantization.scale = in_scale * q.scale
 
 
 def fold_hard_swish_sixth(model_bytes: bytes) -> tuple[bytes, int]:
@@ -266,9 +305,12 @@ def fold_hard_swish_sixth(model_bytes: bytes) -> tuple[bytes, int]:
     (the fused HARD_SWISH op it does not run in int8). Feeding ``x`` straight into the last
     MUL gives ``6 * hswish(x)``; declaring that tensor's scale 6x larger leaves its integers
     those of ``hswish(x)``, and the 1/6 goes into the weight scales of the convolutions that
-    read it (directly or through MEAN, MUL and RESHAPE, whose output scales follow). Int8
-    weights and int32 biases are unchanged (bias scale = input scale x weight scale). A
-    hard-swish read by an ADD (a residual) or a graph output keeps its three ops.
+    read it (directly or through MEAN, MUL and RESHAPE, whose output scales follow). Where a
+    residual ADD reads it, the convolution producing the ADD's other input is scaled up
+    by 6 as well (weights and output), so the sum carries the factor on to the next
+    convolution. Int8 weights and int32 biases are unchanged (bias scale = input scale x
+    weight scale). A hard-swish that reaches a graph output or any other op keeps its
+    three ops.
     Returns the model and the number of hard-swishes folded.
     """
     schema = _schema()
@@ -283,20 +325,17 @@ def fold_hard_swish_sixth(model_bytes: bytes) -> tuple[bytes, int]:
             continue
         m1, x, _ = match
         g = int(graph.operators[index].outputs[0])
-        found = _absorbers(model, graph, consumers, g, outputs, set())
+        found = _absorbers(model, graph, producer, consumers, g, outputs, set())
         if found is None:
             continue
-        absorb, passing = found
+        absorb, passing, emit = found
         for t in [g] + [int(graph.operators[p].outputs[0]) for p in passing]:
             q = graph.tensors[t].quantization
             q.scale = np.asarray(q.scale, np.float32) * np.float32(6.0)
-        for a in set(absorb):
-            inputs = graph.operators[a].inputs
-            q = graph.tensors[inputs[1]].quantization
-            q.scale = np.asarray(q.scale, np.float32) * np.float32(SIXTH)
-            if len(inputs) > 2 and inputs[2] >= 0:  # bias scale = input x weight scale
-                in_scale = np.float32(graph.tensors[inputs[0]].quantization.scale[0])
-                graph.tensors[inputs[2]].quantization.scale = in_scale * q.scale
+        for e in emit:
+            _scale_weights(graph, e, 6.0, output=True)
+        for a in absorb:
+            _scale_weights(graph, a, SIXTH)
         op = graph.operators[index]
         op.inputs = [x if int(t) == int(graph.operators[m1].outputs[0]) else t
                      for t in op.inputs]
