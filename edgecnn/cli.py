@@ -216,6 +216,9 @@ cli.add_command(pick)
 from .cli_bench import bench  # noqa: E402
 cli.add_command(bench)
 
+from .cli_train import train  # noqa: E402
+cli.add_command(train)
+
 
 def main(argv=None):
     """Console-script entry point."""

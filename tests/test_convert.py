@@ -96,6 +96,50 @@ def test_folding_the_normalization_removes_an_op_and_changes_no_output(io, tmp_p
                             "hard_swish_fused": 0}
 
 
+def test_folding_a_qat_model_keeps_its_outputs(tmp_path):
+    """A QAT model's pixel-normalization range is pinned to the normalized range, so the
+    folded graph computes what the model with the op computes, up to the input's rounding."""
+    model, pixels = realistic("mobilenet", size=32, samples=8)
+    qat = edgecnn.quantize_aware(model)
+    calibrate_ranges(qat, pixels)
+    runs = {}
+    for fold in (False, True):
+        path = tmp_path / f"{fold}.tflite"
+        report = edgecnn.convert(qat, path, "int8", folds=fold)
+        interpreter = load_interpreter(path)
+        runs[fold] = (report, run_logits(interpreter, pixels),
+                      interpreter.get_output_details()[0]["quantization"][0])
+    (kept, kept_logits, _), (folded, folded_logits, step) = runs[False], runs[True]
+    assert folded.input["normalization_folded"]
+    assert folded.folds["hard_swish_sixth"] == 0  # a QAT graph is converted as trained
+    assert_int8_whole(folded)
+    # both graphs carry the input to within half a step (the zero point is an integer);
+    # the folded one is no further from the Keras QAT model than the one with the op
+    keras_logits = qat.predict(pixels.astype("float32"), verbose=0)
+    assert abs(folded_logits - keras_logits).mean() <= \
+        1.1 * abs(kept_logits - keras_logits).mean() + step
+
+
+def test_qat_keeps_the_pixel_normalization_fixed_and_its_range_exact():
+    """Fine-tuning leaves the normalization alone, and its output quantizer covers exactly
+    the normalized pixel range (tfmot's default [-6, 6] would waste 3/4 of the steps)."""
+    import numpy as np
+
+    from edgecnn.converters.qat import fine_tune
+
+    model, pixels = realistic("mobilenet", size=32, samples=8)
+    qat = edgecnn.quantize_aware(model)
+    wrapper = [layer for layer in qat.layers if layer.name.endswith("pixel_normalization")][0]
+    before = [w.numpy().copy() for w in wrapper.layer.weights]
+    fine_tune(qat, pixels, np.arange(len(pixels)) % 10, epochs=2, learning_rate=0.1)
+    for old, new in zip(before, wrapper.layer.weights):
+        np.testing.assert_array_equal(old, new.numpy())
+    ranges = {w.name.split("/")[-1]: float(w.numpy()) for w in wrapper.weights
+              if "post_activation" in w.name}
+    assert ranges["post_activation_min:0"] == pytest.approx(-1.0, abs=0.02)
+    assert ranges["post_activation_max:0"] == pytest.approx(1.0, abs=0.02)
+
+
 def test_hard_swish_read_by_a_residual_add_folds_too(tmp_path):
     """V3 Large's stem hard-swish feeds the first block's residual ADD: the conv on the
     ADD's other side takes the factor as well, and every hard-swish folds."""

@@ -162,7 +162,8 @@ def convert(model, output_path, precision: str = "float32", representative_data=
     folds: simplify an int8 graph after conversion (``edgecnn.converters.folds``): with
     integer io and one normalization for every channel, the input quantization carries it
     (the integer input stays the raw pixel); hard-swish's 1/6 moves into the next layer's
-    weight scales. Both keep the integer arithmetic. Float graphs get one fused HARD_SWISH
+    weight scales (post-training models only: a QAT model learned with x / 6 rounded and
+    is converted as trained). Both keep the integer arithmetic. Float graphs get one fused HARD_SWISH
     op per hard-swish. ``folds=False`` keeps the graph as the converter wrote it.
     validation_data: images for the agreement check (default: the calibration images, or 16
     synthetic ones); validation_labels: their class indices, for accuracy.
@@ -205,7 +206,8 @@ def convert(model, output_path, precision: str = "float32", representative_data=
     model_bytes = _convert_bytes(deploy_model, precision, io_dtype, qat, calibration, progress)
     folded, hard_swishes, fused = None, 0, 0
     if precision == "int8" and folds:
-        model_bytes, hard_swishes = fold_hard_swish_sixth(model_bytes)
+        if not qat:  # a QAT graph is kept as trained (it learned with x / 6 rounded)
+            model_bytes, hard_swishes = fold_hard_swish_sixth(model_bytes)
         if io_dtype != "float32":
             model_bytes, folded = fold_input_normalization(model_bytes)
     elif folds:

@@ -41,6 +41,27 @@ def _copy(layer, linear: bool = False):
     return layer.__class__.from_config(config)
 
 
+@keras.saving.register_keras_serializable(package="edgecnn")
+class Fixed(keras.constraints.Constraint):
+    """Holds a weight at a fixed value whatever an optimizer does (the pixel normalization:
+    inside a tfmot wrapper ``trainable=False`` does not keep it out of training)."""
+
+    def __init__(self, value):
+        self.value = np.asarray(value, np.float32).tolist()
+
+    def __call__(self, w):
+        return tf.reshape(tf.constant(self.value, dtype=w.dtype), tf.shape(w))
+
+    def get_config(self):
+        return {"value": self.value}
+
+
+def pixel_range(preprocessing) -> tuple[float, float]:
+    """The range of the normalized input: raw pixels 0-255 through ``preprocessing``."""
+    mean, std = np.asarray(preprocessing.mean), np.asarray(preprocessing.std)
+    return float(np.min(-mean / std)), float(np.max((255.0 - mean) / std))
+
+
 def deployable(model, preprocessing=None):
     """``model`` with pixel input and logits output (see the module docstring).
 
@@ -51,11 +72,14 @@ def deployable(model, preprocessing=None):
         return model
     pre = model_preprocessing(model, preprocessing)
     pixels = keras.Input(model.input_shape[1:], name="pixels")
-    normalize = keras.layers.DepthwiseConv2D(1, use_bias=True, name=PIXEL_LAYER, trainable=False)
-    x = normalize(pixels)
     std = np.asarray(pre.std, np.float32)
-    normalize.set_weights([(1.0 / std).reshape(1, 1, 3, 1),
-                           (-np.asarray(pre.mean, np.float32) / std)])
+    kernel = (1.0 / std).reshape(1, 1, 3, 1)
+    bias = -np.asarray(pre.mean, np.float32) / std
+    normalize = keras.layers.DepthwiseConv2D(
+        1, use_bias=True, name=PIXEL_LAYER, trainable=False,
+        depthwise_constraint=Fixed(kernel), bias_constraint=Fixed(bias))
+    x = normalize(pixels)
+    normalize.set_weights([kernel, bias])
 
     tensors = {id(model.inputs[0]): x}
     last = model.layers[-1]

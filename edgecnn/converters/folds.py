@@ -147,8 +147,8 @@ def fold_input_normalization(model_bytes: bytes) -> tuple[bytes, dict | None]:
 
     normalized = op.outputs[0]
     out = graph.tensors[normalized]
-    out.quantization.scale = [scale]
-    out.quantization.zeroPoint = [zero]
+    if not _requantize(model, graph, consumers, int(normalized), scale, zero):
+        return model_bytes, None
     if quantize is not None:
         graph.operators[quantize].outputs = [normalized]
         pixels.quantization.scale = [scale]
@@ -167,6 +167,44 @@ def fold_input_normalization(model_bytes: bytes) -> tuple[bytes, dict | None]:
             "max_input_error": abs(exact_zero - zero) * scale,
             "removed_op": "DEPTHWISE_CONV_2D"}
     return _pack(model, len(model_bytes)), info
+
+
+def _requantize(model, graph, consumers, tensor: int, scale: float, zero: int) -> bool:
+    """Give ``tensor`` new quantization parameters, and keep its readers computing the same
+    real values: a PAD's output follows, a convolution's int32 bias is re-expressed in the
+    new input scale (bias scale = input scale x weight scale). False, with nothing
+    changed, when some reader is of another kind."""
+    plan, stack = [], [tensor]
+    while stack:
+        t = stack.pop()
+        plan.append(("tensor", t))
+        for index in consumers.get(t, []):
+            op = graph.operators[index]
+            name = _opcode_name(model, op)
+            if int(op.inputs[0]) != t or list(op.inputs).count(t) != 1:
+                return False
+            if name in ("PAD", "PADV2") and (name == "PAD" or op.inputs[2] < 0):
+                stack.append(int(op.outputs[0]))
+            elif name in ABSORB:
+                plan.append(("bias", index))
+            else:
+                return False
+    old = float(graph.tensors[tensor].quantization.scale[0])
+    for kind, item in plan:
+        if kind == "tensor":
+            q = graph.tensors[item].quantization
+            q.scale, q.zeroPoint = [scale], [zero]
+            continue
+        op = graph.operators[item]
+        if len(op.inputs) < 3 or op.inputs[2] < 0:
+            continue
+        bias = graph.tensors[op.inputs[2]]
+        values = _buffer(model, bias).view(np.int32).astype(np.float64) * (old / scale)
+        model.buffers[bias.buffer].data = np.clip(np.round(values), -2**31, 2**31 - 1) \
+            .astype(np.int32).view(np.uint8)
+        weight_scale = np.asarray(graph.tensors[op.inputs[1]].quantization.scale, np.float32)
+        bias.quantization.scale = np.float32(scale) * weight_scale
+    return True
 
 
 # --- hard-swish ------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ import warnings
 
 from .._keras import keras
 from ..models.macs import count_macs
-from .deploy import deployable
+from .deploy import PIXEL_LAYER, deployable, pixel_range
 
 # Layers that carry no arithmetic worth quantizing on their own.
 _PASSIVE = (keras.layers.InputLayer, keras.layers.Dropout, keras.layers.Flatten,
@@ -43,6 +43,7 @@ def quantize_aware(model, preprocessing=None):
     base = deployable(model, preprocessing)
     qat = tfmot.quantization.keras.quantize_model(base)
     qat.edgecnn = getattr(base, "edgecnn", None)
+    pin_input_range(qat)
     qat.edgecnn_params = int(model.count_params())  # the network's, without quantizer state
     qat.edgecnn_macs = count_macs(model)
     left = unquantized_layers(qat)
@@ -58,17 +59,27 @@ def is_qat(model) -> bool:
                for layer in model.layers)
 
 
+def _set_range(layer, low: float, high: float, suffix: str) -> None:
+    for weight in layer.weights:
+        if weight.name.endswith(f"{suffix}min:0"):
+            weight.assign(low)
+        elif weight.name.endswith(f"{suffix}max:0"):
+            weight.assign(high)
+
+
 def pin_input_range(qat_model, low: float = 0.0, high: float = 255.0) -> None:
     """Fix the QAT input quantizer's range to the pixel range, so the converted model's
-    input quantization is exactly scale 1 (its integer input is the pixel value)."""
+    input quantization is exactly scale 1 (its integer input is the pixel value); and the
+    pixel normalization's output range to the normalized pixel range (tfmot's default is
+    [-6, 6], a quarter of the int8 steps for a [-1, 1] input), which also lets
+    ``converters.folds`` fold it into the input quantization exactly."""
+    config = getattr(qat_model, "edgecnn", None)
     for layer in qat_model.layers:
         if type(layer).__name__ == "QuantizeLayer":
-            for weight in layer.weights:
-                if weight.name.endswith("_min:0"):
-                    weight.assign(low)
-                elif weight.name.endswith("_max:0"):
-                    weight.assign(high)
-            return
+            _set_range(layer, low, high, "_")
+        elif config is not None and \
+                getattr(getattr(layer, "layer", None), "name", None) == PIXEL_LAYER:
+            _set_range(layer, *pixel_range(config.preprocessing), "post_activation_")
 
 
 def _freeze_batchnorm(qat_model) -> None:

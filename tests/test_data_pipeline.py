@@ -1,0 +1,154 @@
+"""tf.data pipelines: image folders (with broken files), the built-in digits, augmentation,
+normalization, mixup."""
+import importlib.util
+import logging
+
+import numpy as np
+import pytest
+
+from edgecnn.errors import EdgecnnError, MissingExtraError
+
+tf = pytest.importorskip("tensorflow")
+from edgecnn.data import pipeline  # noqa: E402
+from edgecnn.data.folder import load_image  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory, photos):
+    """Two classes of real photo crops in every supported format, plus a text file and a
+    corrupt JPEG that must be skipped."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("photos")
+    images = photos(80)
+    for cls, (a, b) in (("hopper", (0, 1)), ("other", (2, 3))):
+        folder = root / cls
+        folder.mkdir()
+        for i, ext in enumerate(("jpg", "png", "bmp", "gif", "jpeg")):
+            src = images[a if i % 2 else b]
+            im = Image.fromarray(src[:, : 60 + 4 * i])  # non-square: shorter side is 80 wide
+            im.save(folder / f"{i}.{ext}")
+    (root / "hopper" / "notes.txt").write_text("not an image")
+    (root / "other" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"garbage" * 20)
+    return root
+
+
+def _all(dataset):
+    xs, ys = [], []
+    for x, y in dataset:
+        xs.append(x.numpy())
+        ys.append(y.numpy())
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def test_folder_skips_broken_files_and_counts_them(photo_folder, caplog):
+    with caplog.at_level(logging.WARNING, logger="edgecnn.data"):
+        splits = pipeline.make_splits(48, data_dir=str(photo_folder), batch_size=4,
+                                      val_split=0.4)
+    assert splits.skipped == 2
+    assert "skipped 2 file(s)" in caplog.text
+    assert splits.class_names == ["hopper", "other"]
+    assert splits.train_count + splits.val_count == 10
+    x, y = next(iter(splits.train))
+    assert x.shape == (4, 48, 48, 3) and x.dtype == tf.float32
+    assert 0.0 <= float(tf.reduce_min(x)) and float(tf.reduce_max(x)) <= 255.0
+    vx, vy = _all(splits.val)
+    assert len(vx) == splits.val_count and set(vy) == {0, 1}  # stratified: both classes
+
+
+def test_validation_images_match_load_image(photo_folder):
+    """Validation resizes as edgecnn's load_image does (shorter side, center crop), so
+    validation accuracy is what predict/eval on the same files would see."""
+    splits = pipeline.make_splits(40, data_dir=str(photo_folder), batch_size=8, val_split=0.5,
+                                  augment="none")
+    files, labels, _, _ = pipeline.scan_folder(str(photo_folder))
+    _, val_idx = pipeline._split_indices(len(files), 0.5, 0, labels)
+    ours, _ = splits.val_arrays()
+    theirs = np.stack([load_image(files[i], 40) for i in val_idx])
+    assert ours.shape == theirs.shape
+    assert np.abs(ours.astype(float) - theirs).mean() < 4.0
+
+
+def test_nothing_usable_is_a_clear_error(tmp_path):
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        (tmp_path / cls / "x.jpg").write_bytes(b"not a jpeg")
+        (tmp_path / cls / "readme.md").write_text("#")
+    with pytest.raises(EdgecnnError, match="no usable images .*4 file"):
+        pipeline.make_splits(32, data_dir=str(tmp_path))
+    with pytest.raises(EdgecnnError, match="does not exist"):
+        pipeline.make_splits(32, data_dir=str(tmp_path / "missing"))
+
+
+def test_digits_split_is_stratified_and_disjoint():
+    splits = pipeline.make_splits(32, dataset="digits", batch_size=64, augment="none")
+    assert splits.train_count + splits.val_count == 1797
+    assert splits.steps_per_epoch == splits.train_count // 64
+    vx, vy = splits.val_arrays()
+    tx, ty = splits.train_arrays()
+    assert len(tx) == splits.train_count and set(vy) == set(range(10))
+    counts = np.bincount(vy, minlength=10) / np.bincount(ty, minlength=10)
+    assert np.all(np.abs(counts - 0.25) < 0.05)  # 20 % of each class in validation
+    train_keys = {t.tobytes() for t in tx}
+    assert sum(v.tobytes() in train_keys for v in vx) <= 2  # (the dataset has duplicates)
+
+
+def test_augmentation_choice_per_dataset():
+    assert pipeline.resolve_augment("auto", "digits").flip is False  # a mirrored 7 is no 7
+    assert pipeline.resolve_augment("auto", "folder:/x").flip is True
+    assert pipeline.resolve_augment("none", "folder:/x").crop_scale is None
+    with pytest.raises(EdgecnnError, match="augmentation must be"):
+        pipeline.resolve_augment("heavy", "digits")
+
+
+def test_flip_and_crop_do_what_they_say(photos):
+    image = tf.constant(photos(32)[0])
+    flip_only = pipeline._train_map(32, pipeline.Augment(None, flip=True))
+    outs = [flip_only(image, 0)[0].numpy() for _ in range(24)]
+    flipped = [np.array_equal(o, image.numpy()[:, ::-1]) for o in outs]
+    same = [np.array_equal(o, image.numpy()) for o in outs]
+    assert all(f or s for f, s in zip(flipped, same)) and any(flipped) and any(same)
+    never = pipeline._train_map(32, pipeline.AUGMENT_PRESETS["none"])
+    assert all(np.array_equal(never(image, 0)[0].numpy(), image.numpy()) for _ in range(5))
+    crop = pipeline._train_map(32, pipeline.Augment((0.2, 0.5), flip=False))
+    crops = [crop(image, 0)[0].numpy() for _ in range(4)]
+    assert all(c.shape == (32, 32, 3) for c in crops)
+    assert not any(np.allclose(c, image.numpy(), atol=1) for c in crops)
+
+
+def test_normalization_is_the_models(photos):
+    from edgecnn.models import get_model_spec
+
+    pre = get_model_spec("efficientnet_b0").preprocessing
+    raw = pipeline.make_splits(32, dataset="digits", limit=60, augment="none")
+    norm = pipeline.make_splits(32, dataset="digits", limit=60, augment="none",
+                                normalization=pre)
+    rx, _ = _all(raw.val)
+    nx, _ = _all(norm.val)
+    np.testing.assert_allclose(nx, pre.apply(rx), rtol=1e-5, atol=1e-5)
+
+
+def test_mixup_mixes_images_and_labels_alike():
+    x = tf.constant(np.stack([np.full((4, 4, 3), v, np.float32) for v in (0.0, 100.0)]))
+    y = tf.constant(np.eye(2, dtype=np.float32))
+    ds = tf.data.Dataset.from_tensors((x, y))
+    assert pipeline.mixup(ds, 0.0, 2) is ds
+    mx, my = next(iter(pipeline.mixup(ds, 0.4, 2, seed=1)))
+    mx, my = mx.numpy(), my.numpy()
+    np.testing.assert_allclose(my.sum(1), 1.0, rtol=1e-6)
+    # image i = lam * x_i + (1 - lam) * x_reversed: its value tells lam, and so must y
+    np.testing.assert_allclose(mx[:, 0, 0, 0] / 100.0, my[:, 1], atol=1e-5)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorflow_datasets") is not None,
+                    reason="tensorflow-datasets is installed")
+def test_tfds_name_without_tensorflow_datasets():
+    with pytest.raises(MissingExtraError, match="tensorflow-datasets"):
+        pipeline.make_splits(32, dataset="mnist")
+
+
+def test_bad_arguments():
+    with pytest.raises(EdgecnnError, match="not both or neither"):
+        pipeline.make_splits(32)
+    with pytest.raises(EdgecnnError, match="between 0 and 1"):
+        pipeline.make_splits(32, dataset="digits", val_split=1.5)

@@ -1,0 +1,274 @@
+"""`edgecnn train`: a run that converts (under MirroredStrategy on two logical CPUs), resume
+after Ctrl-C and after a hard kill, the schedule, the log and the command's errors."""
+import csv
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edgecnn.cli import cli
+
+pytest.importorskip("tensorflow")
+
+# Small, fast configurations on the built-in digits (real images): MobileNet V1 has the
+# shortest graph (fast to trace and convert); V2 is what the demo trains.
+TINY = ["mobilenet", "--dataset", "digits", "--alpha", "0.25", "-r", "32", "--limit", "300",
+        "--batch-size", "16", "--calib-samples", "32"]
+TINY_V2 = ["mobilenet_v2", "--dataset", "digits", "--alpha", "0.35", "-r", "32", "--limit",
+           "400", "--batch-size", "16", "--calib-samples", "32"]
+
+# Runs the CLI after splitting the CPU into two logical devices (before TensorFlow starts).
+MIRRORED = """
+import sys
+from edgecnn._keras import tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from edgecnn.cli import main
+main(sys.argv[1:])
+"""
+
+
+def _env():
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    env.pop("TF_CONFIG", None)
+    return env
+
+
+def _edgecnn(*args, **kwargs):
+    return subprocess.Popen([sys.executable, "-c", "from edgecnn.cli import main; main()",
+                             *args], env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            **kwargs)
+
+
+def _rows(run):
+    path = run / "log.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _scalars(logdir):
+    """Every (tag, step, value) of the TensorBoard events under ``logdir``."""
+    import tensorflow as tf
+    from tensorflow.core.util import event_pb2
+
+    found = []
+    for path in glob.glob(os.path.join(logdir, "events.out.tfevents.*")):
+        for record in tf.data.TFRecordDataset(path):
+            event = event_pb2.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                found.append((value.tag, event.step, value.simple_value))
+    return found
+
+
+def _check_run(run, summary, splits, method):
+    """The run folder of a finished run: log, TensorBoard, card, .keras, and that the
+    reported accuracies are the files' own on the run's validation images."""
+    from edgecnn._keras import keras
+    from edgecnn.models import layers  # noqa: F401  (registers edgecnn's layers)
+    from edgecnn.runtime import tflite as rt
+
+    assert json.loads((run / "state.json").read_text())["phase"] == "done"
+    rows = _rows(run)
+    epochs = summary["epochs"] + summary["qat_epochs"]
+    assert [int(r["epoch"]) for r in rows] == list(range(1, epochs + 1))
+    assert [r["phase"] for r in rows] == ["float"] * summary["epochs"] + \
+        ["qat"] * summary["qat_epochs"]
+    steps = splits.train_count // 16
+    assert int(rows[0]["step"]) == steps
+    tags = {(tag, step) for tag, step, _ in _scalars(run / "tensorboard" / "train")}
+    assert {("epoch_loss", e) for e in range(1, epochs + 1)} <= tags
+    assert ("epoch_accuracy", epochs) in {(t, s) for t, s, _ in
+                                         _scalars(run / "tensorboard" / "validation")}
+
+    tflite = run / "model_int8.tflite"
+    card = rt.read_card(str(tflite))
+    assert card == json.loads((run / "model_int8.json").read_text())
+    assert card["qat"] == (method == "qat_int8")
+    assert card["all_int8"] and card["xnnpack_partitions"] == 1
+    assert card["labels"] == [str(d) for d in range(10)]
+    training = card["training"]
+    assert training["method"] == method
+    assert training["float_val_accuracy"] == summary["float_val_accuracy"]
+    assert training["tflite_val_accuracy"] == summary["int8_val_accuracy"]
+
+    images, labels = splits.val_arrays()
+    assert len(images) == training["val_images"] == splits.val_count
+    logits = rt.run_logits(rt.load_interpreter(str(tflite)), images)
+    assert round(100 * float(np.mean(logits.argmax(1) == labels)), 2) == \
+        summary["int8_val_accuracy"]
+
+    # model.keras: the float model, raw pixels in, logits out, as evaluated
+    model = keras.models.load_model(str(run / "model.keras"), compile=False)
+    keras_acc = float(np.mean(model.predict(images.astype(np.float32), verbose=0).argmax(1)
+                              == labels))
+    assert abs(100 * keras_acc - summary["float_val_accuracy"]) <= 100 / len(labels) + 1e-6
+
+
+@pytest.mark.parametrize("args, method", [
+    (TINY + ["--epochs", "1", "--int8"], "ptq_int8"),
+    pytest.param(TINY_V2 + ["--epochs", "2", "--qat-epochs", "1"], "qat_int8",
+                 marks=pytest.mark.slow)])
+def test_mirrored_on_two_cpus_trains_and_converts(tmp_path, args, method):
+    """A short run under MirroredStrategy on two logical CPU devices, converted to an
+    integer-only int8 .tflite whose card carries the run's validation accuracies."""
+    from edgecnn.data.pipeline import make_splits
+
+    run = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-c", MIRRORED, "train", *args, "--strategy",
+                           "mirrored", "-o", str(run), "--json"],
+                          capture_output=True, text=True, env=_env(), timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = json.loads(proc.stdout[proc.stdout.index("{"):])
+    assert summary["strategy"] == "MirroredStrategy" and summary["replicas"] == 2
+    splits = make_splits(32, dataset="digits", limit=int(args[args.index("--limit") + 1]),
+                         batch_size=16)
+    _check_run(run, summary, splits, method)
+    if method == "qat_int8":  # the QAT epochs start a new optimizer
+        assert int(_rows(run)[-1]["step"]) == splits.train_count // 16
+
+
+def _wait_for_rows(proc, run, count, timeout=600):
+    start = time.time()
+    while len(_rows(run)) < count or not (run / "state.json").exists() or \
+            json.loads((run / "state.json").read_text())["epochs_done"] < count:
+        assert proc.poll() is None, proc.stdout.read()[-3000:]
+        assert time.time() - start < timeout, "no epoch finished in time"
+        time.sleep(0.05)
+
+
+def _kill_mid_epoch(proc, run, after_epochs, sig):
+    """Wait for ``after_epochs`` completed epochs, then signal the run ~40 % into the next
+    epoch (judged by the last epoch's duration)."""
+    _wait_for_rows(proc, run, after_epochs)
+    last = float(_rows(run)[-1]["seconds"])
+    time.sleep(0.4 * last)
+    proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=120)
+    return out
+
+
+def _check_resumed(run, epochs, kept):
+    rows = _rows(run)
+    assert [int(r["epoch"]) for r in rows] == list(range(1, epochs + 1))
+    assert rows[:len(kept)] == kept  # rows of completed epochs are kept as they were
+    steps = int(rows[0]["step"])
+    # the optimizer state (its step counter too) continued across the interruptions
+    assert [int(r["step"]) for r in rows] == [steps * e for e in range(1, epochs + 1)]
+    names = os.listdir(run / "checkpoints" / "float")
+    assert any(name.startswith(f"ckpt-{epochs}.") for name in names)
+    assert os.path.exists(run / "model_float32.tflite") and os.path.exists(run / "model.keras")
+    return rows
+
+
+def test_resume_after_kill_loses_and_repeats_no_epoch(tmp_path):
+    """A run killed hard (SIGKILL) in the middle of an epoch continues with --resume from its
+    last checkpoint: every epoch is in the log once, in order."""
+    run = tmp_path / "run"
+    epochs = 4
+    proc = _edgecnn("train", *TINY, "--epochs", str(epochs), "-o", str(run))
+    _kill_mid_epoch(proc, run, 2, signal.SIGKILL)
+    done = json.loads((run / "state.json").read_text())["epochs_done"]
+    kept = _rows(run)
+    assert 2 <= done < epochs and len(kept) == done
+
+    proc = _edgecnn("train", "--resume", str(run))
+    out, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, out[-3000:]
+    assert f"resuming: {done} of {epochs} epochs completed, continuing at epoch {done + 1}" \
+        in out
+    rows = _check_resumed(run, epochs, kept)
+
+    # resuming a finished run changes nothing
+    again = CliRunner().invoke(cli, ["train", "--resume", str(run)])
+    assert again.exit_code == 0 and "already finished" in again.output
+    assert _rows(run) == rows
+
+
+@pytest.mark.slow
+def test_resume_after_ctrl_c_then_kill(tmp_path):
+    """Ctrl-C says how to resume and exits 130; the resumed run is then killed hard and
+    resumed again: no completed epoch lost or repeated."""
+    run = tmp_path / "run"
+    epochs = 5
+    proc = _edgecnn("train", *TINY, "--epochs", str(epochs), "--no-cosine",
+                    "--warmup-epochs", "0", "-o", str(run))
+    out = _kill_mid_epoch(proc, run, 1, signal.SIGINT)
+    assert proc.returncode == 130, out[-2000:]
+    assert f"edgecnn train --resume {run}" in out and "Traceback" not in out
+    before = _rows(run)
+    done = json.loads((run / "state.json").read_text())["epochs_done"]
+    assert len(before) == done >= 1
+
+    proc = _edgecnn("train", "--resume", str(run))
+    out = _kill_mid_epoch(proc, run, done + 1, signal.SIGKILL)
+    assert f"resuming: {done} of {epochs} epochs completed, continuing at epoch {done + 1}" \
+        in out
+    middle = _rows(run)
+    assert middle[:len(before)] == before
+
+    proc = _edgecnn("train", "--resume", str(run))
+    out, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, out[-3000:]
+    _check_resumed(run, epochs, middle)
+
+
+def test_warmup_cosine_schedule():
+    from edgecnn.train.schedule import WarmupCosine
+
+    schedule = WarmupCosine(0.1, total_steps=100, warmup_steps=10)
+    lr = np.array([float(schedule(step)) for step in range(100)])
+    assert lr[0] == pytest.approx(0.01) and lr[9] == pytest.approx(0.1)
+    assert np.all(np.diff(lr[:10]) > 0) and np.all(np.diff(lr[10:]) <= 1e-12)
+    assert lr[55] == pytest.approx(0.05, rel=1e-3)  # half way through the cosine
+    assert lr[99] < 1e-3
+    flat = WarmupCosine(0.1, total_steps=100, warmup_steps=0, cosine=False)
+    assert float(flat(0)) == float(flat(99)) == pytest.approx(0.1)
+
+
+def test_log_keeps_only_checkpointed_epochs(tmp_path):
+    from edgecnn.train.loop import LOG_COLUMNS, CsvLog
+
+    log = CsvLog(str(tmp_path / "log.csv"))
+    for epoch in (1, 2, 3):
+        log.append({c: epoch if c == "epoch" else "x" for c in LOG_COLUMNS})
+    log.keep_through(2)
+    assert [r["epoch"] for r in log.rows()] == ["1", "2"]
+
+
+def _one_line_error(result, *fragments):
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_train_command_errors(tmp_path, monkeypatch):
+    runner = CliRunner()
+    _one_line_error(runner.invoke(cli, ["train", "--dataset", "digits"]), "model NAME")
+    _one_line_error(runner.invoke(cli, ["train", "mobilenet_v2"]), "--data DIR")
+    _one_line_error(runner.invoke(cli, ["train", "mobilenet_v2", "--dataset", "digits",
+                                        "--data", str(tmp_path)]), "not both")
+    _one_line_error(runner.invoke(cli, ["train", "--resume", str(tmp_path)]),
+                    "not a run folder")
+    _one_line_error(runner.invoke(cli, ["train", "mobilenetv2", "--dataset", "digits"]),
+                    "did you mean mobilenet_v2")
+    _one_line_error(runner.invoke(cli, ["train", "mobilenet_v2", "--dataset", "digits",
+                                        "--label-smoothing", "1.5"]), "--label-smoothing")
+    (tmp_path / "config.json").write_text("{}")
+    _one_line_error(runner.invoke(cli, ["train", "mobilenet_v2", "--dataset", "digits", "-o",
+                                        str(tmp_path)]), "--resume")
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    _one_line_error(runner.invoke(cli, ["train", "mobilenet_v2", "--dataset", "digits",
+                                        "--strategy", "multiworker", "-o",
+                                        str(tmp_path / "new")]), "TF_CONFIG")
