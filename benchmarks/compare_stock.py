@@ -72,11 +72,25 @@ def stock_preprocess(app: str):
 
 
 def stock_model(spec, size: int):
+    """keras.applications' model with random weights. EfficientNet normalizes inside the
+    model with a Normalization layer whose statistics come with the ImageNet weights; with
+    ``weights=None`` it is the identity, which the converter drops, so the stock graph would
+    skip the per-channel normalization every real EfficientNet does. It gets ImageNet's mean
+    and variance, as loading the ImageNet weights gives it (edgecnn's model normalizes with
+    the same statistics)."""
     from edgecnn._keras import keras
 
     kwargs = spec.keras_kwargs(1.0, **spec.options) if spec.keras_kwargs else {}
     build = getattr(keras.applications, spec.keras_app)
-    return build(weights=None, input_shape=(size, size, 3), classes=1000, **kwargs)
+    model = build(weights=None, input_shape=(size, size, 3), classes=1000, **kwargs)
+    if spec.keras_app.startswith("EfficientNet"):
+        norm = [layer for layer in model.layers
+                if isinstance(layer, keras.layers.Normalization)][0]
+        mean = np.array([0.485, 0.456, 0.406], np.float32)
+        variance = np.array([0.229, 0.224, 0.225], np.float32) ** 2
+        count = norm.get_weights()[2]
+        norm.set_weights([mean, variance, count])
+    return model
 
 
 def stock_convert(model, precision: str, calibration: np.ndarray | None) -> tuple[bytes, float]:
