@@ -11,6 +11,7 @@ import sys
 import click
 
 from ._version import __version__
+from .cli_options import PRECISION_FLAGS, choose_precision, precision_options
 from .errors import EdgecnnError
 
 
@@ -147,15 +148,10 @@ def _info_tflite(path, as_json):
     print_conversion(card, path)
 
 
-PRECISION_FLAGS = {"int8": "--int8", "float16": "--fp16", "dynamic": "--dynamic"}
-
-
 @cli.command()
 @click.argument("name")
 @model_options
-@click.option("--int8", "int8", is_flag=True, help="Integer-only int8 model (XNNPACK-whole).")
-@click.option("--fp16", is_flag=True, help="float16 weights.")
-@click.option("--dynamic", is_flag=True, help="int8 weights, float activations.")
+@precision_options
 @click.option("--qat", is_flag=True, help="Quantization-aware: wrap with tfmot, fine-tune on "
               "--data, convert to int8 without calibration.")
 @click.option("--qat-epochs", type=click.IntRange(min=0), default=1, show_default=True)
@@ -172,14 +168,10 @@ PRECISION_FLAGS = {"int8": "--int8", "float16": "--fp16", "dynamic": "--dynamic"
 def convert(name, alpha, resolution, rho, num_classes, minimalistic, extra, int8, fp16, dynamic,
             qat, qat_epochs, weights, data_dir, calib_samples, io_dtype, output, as_json):
     """Build NAME and convert it to a validated .tflite with its model card."""
-    chosen = [p for p, flag in (("int8", int8), ("float16", fp16), ("dynamic", dynamic)) if flag]
-    if len(chosen) > 1:
-        raise EdgecnnError(f"choose one precision, got {' and '.join(PRECISION_FLAGS[c] for c in chosen)}")
-    precision = chosen[0] if chosen else ("int8" if qat else "float32")
+    precision = choose_precision(int8, fp16, dynamic, io_dtype,
+                                 default="int8" if qat else "float32")
     if qat and precision != "int8":
         raise EdgecnnError(f"--qat makes an int8 model; drop {PRECISION_FLAGS[precision]}")
-    if io_dtype and io_dtype != "float32" and precision != "int8":
-        raise EdgecnnError(f"--io {io_dtype} needs --int8")
     from .converters.job import run_convert
 
     report = run_convert(

@@ -8,6 +8,7 @@ import json
 
 import click
 
+from .cli_options import runner_options
 from .errors import EdgecnnError
 
 CSV_COLUMNS = ("model", "source", "device", "threads", "xnnpack", "delegate", "runs",
@@ -125,13 +126,7 @@ def warn_noisy(results: list[dict]) -> None:
 @click.argument("models", nargs=-1, required=True, metavar="MODEL.tflite [MODEL ...]")
 @click.option("--threads", "-t", default="1", show_default=True,
               help="Thread counts to measure, comma-separated (e.g. 1,2,4).")
-@click.option("--runs", type=click.IntRange(min=1), default=None,
-              help="Minimum number of timed runs [default: 50].")
-@click.option("--warmup", type=click.IntRange(min=0), default=None,
-              help="Warmup runs before timing [default: at least 1 and 0.5 s].")
-@click.option("--min-seconds", type=click.FloatRange(min=0), default=None,
-              help="Minimum duration of the timed runs [default: 1 s].")
-@click.option("--no-xnnpack", is_flag=True, help="LiteRT's builtin kernels instead of XNNPACK.")
+@runner_options
 @click.option("--input", "image", default=None, metavar="IMAGE",
               help="Feed this image (resized, center-cropped, preprocessed as the model card "
                    "says; needs Pillow) instead of synthetic pixels.")

@@ -61,14 +61,14 @@ def eval_cmd(model, data_dir, top_k, plot, threads, as_json):
     kind = _model_kind(model)
     if plot:
         from ._io import check_output_path
-        from .runtime.evaluate import MissingPackageError
+        from .errors import MissingExtraError
 
         plot = check_output_path(plot)  # fail before the work, not after
         try:
             import matplotlib  # noqa: F401
         except ImportError:
-            raise MissingPackageError("--plot (the confusion matrix PNG)", "matplotlib") \
-                from None
+            raise MissingExtraError("--plot (the confusion matrix PNG)",
+                                    missing="matplotlib") from None
     with _progress("evaluating", as_json) as progress:
         if kind == "keras":
             from .models.io import evaluate_keras

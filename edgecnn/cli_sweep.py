@@ -5,6 +5,7 @@ import json
 
 import click
 
+from .cli_options import choose_precision, precision_options, runner_options
 from .errors import EdgecnnError
 
 
@@ -59,9 +60,7 @@ def _budget_option(f):
               help="Width multipliers, comma-separated.")
 @click.option("--resolution", "-r", "resolutions", default="128,160,192,224", show_default=True,
               help="Input sides in pixels, comma-separated.")
-@click.option("--int8", "int8", is_flag=True, help="Integer-only int8 models.")
-@click.option("--fp16", is_flag=True, help="float16 weights.")
-@click.option("--dynamic", is_flag=True, help="int8 weights, float activations.")
+@precision_options
 @click.option("--threads", "-t", type=click.IntRange(min=1), default=1, show_default=True,
               help="Interpreter threads for the benchmark.")
 @click.option("--data", "data_dir", type=str, default=None,
@@ -79,13 +78,7 @@ def _budget_option(f):
 @click.option("--calib-samples", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--io", "io_dtype", type=click.Choice(["uint8", "int8", "float32"]), default=None,
               help="Input/output type of int8 models [default: uint8].")
-@click.option("--runs", type=click.IntRange(min=1), default=None,
-              help="Minimum timed runs per point [default: the runner's, 50].")
-@click.option("--warmup", type=click.IntRange(min=0), default=None,
-              help="Warmup runs per point [default: the runner's].")
-@click.option("--min-seconds", type=click.FloatRange(min=0), default=None,
-              help="Minimum timed seconds per point [default: the runner's, 1].")
-@click.option("--no-xnnpack", is_flag=True, help="Benchmark without the XNNPACK delegate.")
+@runner_options
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def sweep(name, alphas, resolutions, int8, fp16, dynamic, threads, data_dir, output_dir,
@@ -93,18 +86,12 @@ def sweep(name, alphas, resolutions, int8, fp16, dynamic, threads, data_dir, out
           warmup, min_seconds, no_xnnpack, no_plots, as_json):
     """Build, convert and benchmark NAME at every alpha x resolution; write sweep.csv,
     sweep.md and plots. Points already measured in the folder are not redone."""
-    from .cli import PRECISION_FLAGS, family_options
+    from .cli import family_options
     from .sweep import parse_list, run_sweep
 
     alphas = parse_list(alphas, "--alpha", float)
     resolutions = parse_list(resolutions, "--resolution", int)
-    chosen = [p for p, flag in (("int8", int8), ("float16", fp16), ("dynamic", dynamic)) if flag]
-    if len(chosen) > 1:
-        raise EdgecnnError(f"choose one precision, got "
-                           f"{' and '.join(PRECISION_FLAGS[c] for c in chosen)}")
-    precision = chosen[0] if chosen else "float32"
-    if io_dtype and io_dtype != "float32" and precision != "int8":
-        raise EdgecnnError(f"--io {io_dtype} needs --int8")
+    precision = choose_precision(int8, fp16, dynamic, io_dtype)
     result = run_sweep(
         name, alphas, resolutions, precision=precision, threads=threads, data_dir=data_dir,
         output_dir=output_dir, num_classes=num_classes,

@@ -404,58 +404,46 @@ def write_plots(directory: str, settings: dict, rows: list[dict],
         raise MissingExtraError("plotting a sweep", missing="matplotlib") from None
     title = f"{settings.get('name')} {settings.get('precision')}, " \
             f"{settings.get('threads')} thread(s)"
-    written = []
     alphas = sorted({r["alpha"] for r in rows})
 
-    fig = Figure(figsize=(7, 5))
-    ax = fig.add_subplot()
-    for a in alphas:
-        line = sorted((r for r in rows if r["alpha"] == a), key=lambda r: r["resolution"])
-        ax.plot([r["macs"] / 1e6 for r in line], [r["p50_ms"] for r in line], "o-",
-                label=f"alpha {a:g}")
-        for r in line:
-            ax.annotate(f"{a:g}/{r['resolution']}", (r["macs"] / 1e6, r["p50_ms"]),
-                        textcoords="offset points", xytext=(4, 4), fontsize=7)
-    if budget_ms is not None:
-        ax.axhline(budget_ms, color="grey", linestyle="--", linewidth=1,
-                   label=f"budget {budget_ms:g} ms")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    _plain_ticks(ax.xaxis, ax.yaxis)
-    ax.set_xlabel("MACs (millions)")
-    ax.set_ylabel("p50 latency (ms)")
-    ax.set_title(f"Latency vs MACs: {title}")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    atomic_write_bytes(os.path.join(directory, PLOT_LATENCY), _figure_bytes(fig))
-    written.append(PLOT_LATENCY)
-
-    measured = [r for r in rows if r.get("top1") is not None]
-    if measured:
+    def plot(name, points, x, y, *, latency_on_x, xlabel, ylabel, heading):
+        """One line per alpha through its resolutions, each point labelled alpha/res; the
+        budget drawn across the latency axis; log axes except for top-1."""
         fig = Figure(figsize=(7, 5))
         ax = fig.add_subplot()
         for a in alphas:
-            line = sorted((r for r in measured if r["alpha"] == a),
+            line = sorted((r for r in points if r["alpha"] == a),
                           key=lambda r: r["resolution"])
             if not line:
                 continue
-            ax.plot([r["p50_ms"] for r in line], [r["top1"] for r in line], "o-",
-                    label=f"alpha {a:g}")
+            ax.plot([x(r) for r in line], [y(r) for r in line], "o-", label=f"alpha {a:g}")
             for r in line:
-                ax.annotate(f"{a:g}/{r['resolution']}", (r["p50_ms"], r["top1"]),
+                ax.annotate(f"{a:g}/{r['resolution']}", (x(r), y(r)),
                             textcoords="offset points", xytext=(4, 4), fontsize=7)
         if budget_ms is not None:
-            ax.axvline(budget_ms, color="grey", linestyle="--", linewidth=1,
-                       label=f"budget {budget_ms:g} ms")
+            line = ax.axvline if latency_on_x else ax.axhline
+            line(budget_ms, color="grey", linestyle="--", linewidth=1,
+                 label=f"budget {budget_ms:g} ms")
         ax.set_xscale("log")
-        _plain_ticks(ax.xaxis)
-        ax.set_xlabel("p50 latency (ms)")
-        ax.set_ylabel("top-1 (%)")
-        ax.set_title(f"Accuracy vs latency: {title}")
+        if not latency_on_x:
+            ax.set_yscale("log")
+        _plain_ticks(ax.xaxis, *(() if latency_on_x else (ax.yaxis,)))
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"{heading}: {title}")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-        atomic_write_bytes(os.path.join(directory, PLOT_ACCURACY), _figure_bytes(fig))
-        written.append(PLOT_ACCURACY)
+        atomic_write_bytes(os.path.join(directory, name), _figure_bytes(fig))
+        return name
+
+    written = [plot(PLOT_LATENCY, rows, lambda r: r["macs"] / 1e6, lambda r: r["p50_ms"],
+                    latency_on_x=False, xlabel="MACs (millions)", ylabel="p50 latency (ms)",
+                    heading="Latency vs MACs")]
+    measured = [r for r in rows if r.get("top1") is not None]
+    if measured:
+        written.append(plot(PLOT_ACCURACY, measured, lambda r: r["p50_ms"],
+                            lambda r: r["top1"], latency_on_x=True, xlabel="p50 latency (ms)",
+                            ylabel="top-1 (%)", heading="Accuracy vs latency"))
     return written
 
 

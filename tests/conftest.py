@@ -87,3 +87,19 @@ def calibrate_batchnorm(model, inputs):
     for bn, momentum in zip(bns, saved):
         bn.momentum = momentum
     return model
+
+
+def write_digit_folder(root, limit: int, classes: int = 3, size: int = 48):
+    """A real labelled image folder: the first ``classes`` digits of ``limit`` built-in
+    digits as PNG files, one sub-folder ``digit_K`` per class. Returns ``root``."""
+    from PIL import Image
+
+    from edgecnn.data.digits import load_digits
+
+    data = load_digits(size, limit=limit)
+    for index, (image, label) in enumerate(zip(data.images, data.labels)):
+        if label < classes:
+            folder = root / f"digit_{label}"
+            folder.mkdir(exist_ok=True)
+            Image.fromarray(image).save(folder / f"{index}.png")
+    return root

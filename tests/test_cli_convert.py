@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import write_digit_folder
 from test_cli import LIGHT, assert_one_line_error
 from test_convert import assert_raw_pixel_input
 
@@ -26,18 +27,7 @@ def workdir(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def digit_folder(tmp_path_factory):
     """A real image folder: 3 classes of the built-in digits as PNG files."""
-    from PIL import Image
-
-    from edgecnn.data.digits import load_digits
-
-    root = tmp_path_factory.mktemp("digits")
-    data = load_digits(48, limit=120)
-    for index, (image, label) in enumerate(zip(data.images, data.labels)):
-        if label < 3:
-            folder = root / f"digit_{label}"
-            folder.mkdir(exist_ok=True)
-            Image.fromarray(image).save(folder / f"{index}.png")
-    return root
+    return write_digit_folder(tmp_path_factory.mktemp("digits"), limit=120)
 
 
 def test_design_card_example_verbatim(workdir):

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 from click.testing import CliRunner
+from conftest import write_digit_folder
 from test_cli import LIGHT, assert_one_line_error
 
 from edgecnn.cli import cli
@@ -24,17 +25,7 @@ def run(*args):
 @pytest.fixture(scope="module")
 def digit_folder(tmp_path_factory):
     """A real labelled image folder: 3 classes of the built-in digits as PNG files."""
-    from PIL import Image
-
-    from edgecnn.data.digits import load_digits
-
-    root = tmp_path_factory.mktemp("digits")
-    data = load_digits(48, limit=90)
-    for index, (image, label) in enumerate(zip(data.images, data.labels)):
-        if label < 3:
-            (root / f"digit_{label}").mkdir(exist_ok=True)
-            Image.fromarray(image).save(root / f"digit_{label}" / f"{index}.png")
-    return root
+    return write_digit_folder(tmp_path_factory.mktemp("digits"), limit=90)
 
 
 def sweep_args(folder, data):

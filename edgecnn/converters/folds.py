@@ -28,6 +28,8 @@ left as the op. Numpy and the LiteRT schema only: no TensorFlow.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 TOLERANCE = 1e-4   # relative difference allowed between the channels' scale and offset
@@ -39,12 +41,15 @@ def _schema():
     return schema
 
 
+@functools.lru_cache(maxsize=None)
+def _builtin_names() -> dict:
+    return {v: k for k, v in vars(_schema().BuiltinOperator).items() if not k.startswith("_")}
+
+
 def _opcode_name(model, op) -> str:
-    schema = _schema()
     code = model.operatorCodes[op.opcodeIndex]
     value = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    return names.get(value, str(value))
+    return _builtin_names().get(value, str(value))
 
 
 def _graph_maps(graph):
@@ -106,10 +111,7 @@ def fold_input_normalization(model_bytes: bytes) -> tuple[bytes, dict | None]:
     pixels = graph.tensors[graph.inputs[0]]
     if pixels.type not in (schema.TensorType.UINT8, schema.TensorType.INT8):
         return model_bytes, None
-    consumers = {}
-    for index, op in enumerate(graph.operators):
-        for t in op.inputs:
-            consumers.setdefault(int(t), []).append(index)
+    _, consumers = _graph_maps(graph)
 
     def only_consumer(tensor):
         users = consumers.get(int(tensor), [])
@@ -356,8 +358,8 @@ def fold_hard_swish_sixth(model_bytes: bytes) -> tuple[bytes, int]:
     graph = model.subgraphs[0]
     outputs = {int(t) for t in graph.outputs}
     removed, folded = set(), 0
+    producer, consumers = _graph_maps(graph)
     for index in range(len(graph.operators)):
-        producer, consumers = _graph_maps(graph)
         match = _sixth_mul(model, graph, producer, consumers, index)
         if match is None or match[0] in removed:
             continue
@@ -379,6 +381,7 @@ def fold_hard_swish_sixth(model_bytes: bytes) -> tuple[bytes, int]:
                      for t in op.inputs]
         removed.add(m1)
         folded += 1
+        producer, consumers = _graph_maps(graph)  # the last MUL now reads x
     if not folded:
         return model_bytes, 0
     graph.operators = [op for i, op in enumerate(graph.operators) if i not in removed]
@@ -396,8 +399,8 @@ def fuse_hard_swish(model_bytes: bytes) -> tuple[bytes, int]:
     model = schema.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
     graph = model.subgraphs[0]
     removed, fused, code = set(), 0, None
+    producer, consumers = _graph_maps(graph)
     for index in range(len(graph.operators)):
-        producer, consumers = _graph_maps(graph)
         op = graph.operators[index]
         if index in removed or any(graph.tensors[t].type != schema.TensorType.FLOAT32
                                    for t in list(op.inputs) + list(op.outputs)):
@@ -413,6 +416,7 @@ def fuse_hard_swish(model_bytes: bytes) -> tuple[bytes, int]:
         op.builtinOptionsType, op.builtinOptions = schema.BuiltinOptions.NONE, None
         removed |= {m1, add}
         fused += 1
+        producer, consumers = _graph_maps(graph)  # the fused op now reads x
     if not fused:
         return model_bytes, 0
     graph.operators = [op for i, op in enumerate(graph.operators) if i not in removed]

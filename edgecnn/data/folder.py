@@ -22,7 +22,8 @@ class ImageFolder:
     files: list[str]
 
 
-def _pil():
+def pil_image():
+    """PIL.Image, or a one-line MissingExtraError naming Pillow."""
     try:
         from PIL import Image
     except ImportError:
@@ -50,7 +51,7 @@ def list_image_files(root: str) -> tuple[list[tuple[str, int]], list[str]]:
 
 def load_image(path: str, size: int) -> np.ndarray:
     """Resize the shorter side to ``size`` and center-crop a square: uint8 RGB."""
-    Image = _pil()
+    Image = pil_image()
     try:
         with Image.open(path) as im:
             im = im.convert("RGB")

@@ -12,26 +12,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..data.folder import list_image_files, load_image
+from ..data.folder import list_image_files, load_image, pil_image
 from ..errors import EdgecnnError, MissingExtraError
 from . import tflite as rt
 
 CHUNK = 32  # images loaded and run at a time: memory stays flat on large folders
-
-
-class MissingPackageError(MissingExtraError):
-    """A light-install feature needs one plain pip package (not the TensorFlow profile)."""
-
-    def __init__(self, what: str, package: str):
-        EdgecnnError.__init__(self, f"{what} needs {package}, which is not installed: "
-                                    f"pip install {package}")
-
-
-def require_pillow(what: str = "reading images") -> None:
-    try:
-        import PIL.Image  # noqa: F401
-    except ImportError:
-        raise MissingPackageError(what, "pillow") from None
 
 
 # --- metrics ------------------------------------------------------------------------------
@@ -125,7 +110,7 @@ def evaluate_folder(run: Callable[[np.ndarray], np.ndarray], data_dir: str, size
     Unreadable or corrupt files are skipped and listed under ``skipped``; an error when no
     image is usable. ``class_names``: the model's (None: the folder's, in sorted order).
     """
-    require_pillow()
+    pil_image()
     files, folder_classes = list_image_files(data_dir)
     index = map_folder_classes(folder_classes, class_names, num_outputs, data_dir)
     files = [(path, index[label]) for path, label in files]
@@ -239,7 +224,8 @@ def plot_confusion(result: dict, output: str) -> str:
     try:
         from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
     except ImportError:
-        raise MissingPackageError("--plot (the confusion matrix PNG)", "matplotlib") from None
+        raise MissingExtraError("--plot (the confusion matrix PNG)", missing="matplotlib") \
+            from None
     import io
 
     confusion = np.asarray(result["confusion"])

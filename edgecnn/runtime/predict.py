@@ -8,7 +8,8 @@ import numpy as np
 
 from ..data.folder import load_image
 from ..errors import EdgecnnError
-from .evaluate import TfliteModel, require_pillow
+from ..data.folder import pil_image
+from .evaluate import TfliteModel
 from .tflite import softmax
 
 
@@ -21,7 +22,7 @@ def predict_images(model_path: str, images: list[str], *, top_k: int = 5,
         raise EdgecnnError("no images given: edgecnn predict MODEL.tflite IMAGE [IMAGE ...]")
     if int(top_k) < 1:
         raise EdgecnnError(f"top-k must be >= 1, got {top_k}")
-    require_pillow()
+    pil_image()
     for path in images:
         if not os.path.isfile(path):
             raise EdgecnnError(f"image {path} does not exist")
