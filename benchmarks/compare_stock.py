@@ -115,28 +115,15 @@ def stock_convert(model, precision: str, calibration: np.ndarray | None) -> tupl
 
 
 def calibrate_batchnorm(model, inputs: np.ndarray) -> int:
-    """Set every BatchNormalization's moving mean and variance to its batch statistics on
-    ``inputs`` (preprocessed images): one forward pass in training mode with momentum 0.
+    """Set every BatchNormalization's moving statistics to its batch statistics on
+    ``inputs`` (preprocessed images): ``edgecnn.models.init``, applied by hand to both
+    sides. Freshly initialized BN layers (mean 0, variance 1) let random-weight activations
+    shrink layer after layer to ~1e-6; int8 calibration then gives scales no trained
+    network has, and XNNPACK refuses e.g. an int8 ADD whose input/output scale ratio is
+    that small, splitting the stock graph. Returns the number of BN layers set."""
+    from edgecnn.models.init import init_batchnorm_statistics
 
-    Freshly initialized BN layers (mean 0, variance 1) let random-weight activations shrink
-    layer after layer to ~1e-8; int8 calibration then gives quantization scales no trained
-    network has, and XNNPACK refuses e.g. an int8 ADD whose input/output scale ratio is that
-    small, splitting the graph. With BN statistics measured, activations are O(1) as in a
-    trained model; the weights stay random. Returns the number of BN layers set.
-    """
-    from edgecnn._keras import keras, tf
-
-    layers = [layer for layer in model.submodules
-              if isinstance(layer, keras.layers.BatchNormalization)]
-    momenta = [layer.momentum for layer in layers]
-    for layer in layers:
-        layer.momentum = 0.0
-    try:
-        model(tf.constant(inputs, tf.float32), training=True)
-    finally:
-        for layer, momentum in zip(layers, momenta):
-            layer.momentum = momentum
-    return len(layers)
+    return init_batchnorm_statistics(model, inputs)
 
 
 def hard_swish_floor_model(name: str, size: int):
@@ -216,6 +203,7 @@ def run_family(name: str, size: int, images: np.ndarray, args, workdir: str,
                stock_first: bool, log) -> dict:
     import edgecnn
     from edgecnn._keras import keras
+    from edgecnn.converters.job import init_random_batchnorm
 
     spec = edgecnn.get_model_spec(name)
     out = {"name": name, "resolution": size, "alpha": 1.0, "stock_app": spec.keras_app}
@@ -224,8 +212,16 @@ def run_family(name: str, size: int, images: np.ndarray, args, workdir: str,
     keras.utils.set_random_seed(0)
     model = edgecnn.create_model(name, input_size=size)
     bn_images = images[:args.bn_samples].astype(np.float32)
-    if args.bn_stats == "calibrate":
-        calibrate_batchnorm(model, spec.preprocessing.apply(bn_images))
+
+    def edgecnn_init(network):
+        """calibrate: by hand, as on the stock side; random: what `edgecnn convert` does to
+        a random-weight network (the same statistics, from its calibration images)."""
+        if args.init == "calibrate":
+            calibrate_batchnorm(network, spec.preprocessing.apply(bn_images))
+        else:
+            init_random_batchnorm(network, spec, images, args.data_label)
+
+    edgecnn_init(model)
     out["macs"] = int(edgecnn.count_macs(model))
     out["params"] = int(model.count_params())
     kmodel = None
@@ -239,7 +235,7 @@ def run_family(name: str, size: int, images: np.ndarray, args, workdir: str,
             out["stock_macs"] = None
         preprocess = stock_preprocess(spec.keras_app)
         stock_calibration = np.asarray(preprocess(images.astype(np.float32).copy()), np.float32)
-        if args.bn_stats == "calibrate":
+        if args.init == "calibrate":   # random: keras' initial statistics, as a user gets
             calibrate_batchnorm(kmodel, stock_calibration[:args.bn_samples])
 
     def record(key, converter, total=None, **extra):
@@ -280,8 +276,7 @@ def run_family(name: str, size: int, images: np.ndarray, args, workdir: str,
     if name in V3 and args.hard_swish_floor:
         keras.utils.set_random_seed(0)
         floor = hard_swish_floor_model(name, size)
-        if args.bn_stats == "calibrate":
-            calibrate_batchnorm(floor, spec.preprocessing.apply(bn_images))
+        edgecnn_init(floor)
         path = os.path.join(workdir, f"{name}_{size}_floor_int8.tflite")
         edgecnn.convert(floor, path, "int8", representative_data=images,
                         validation_data=images[:args.validation])
@@ -544,11 +539,12 @@ def main(argv=None) -> int:
     parser.add_argument("--calib-samples", type=int, default=64)
     parser.add_argument("--validation", type=int, default=16,
                         help="images edgecnn.convert checks agreement on (outside the timing)")
-    parser.add_argument("--bn-stats", choices=("calibrate", "init"), default="calibrate",
+    parser.add_argument("--init", choices=("calibrate", "random"), default="calibrate",
                         help="calibrate (default): set both sides' BatchNorm statistics on the "
                              "first --bn-samples calibration images, so random-weight "
-                             "activations have a trained model's scale; init: leave them at "
-                             "initialization (mean 0, variance 1)")
+                             "activations have a trained model's scale; random: what a user "
+                             "gets: edgecnn's network as `edgecnn convert` prepares a random-"
+                             "weight network, keras.applications' with its initial statistics")
     parser.add_argument("--bn-samples", type=int, default=16)
     parser.add_argument("--data", choices=("digits", "synthetic"), default="digits",
                         help="calibration images, the same for both sides")
@@ -635,8 +631,11 @@ def main(argv=None) -> int:
                        f"sides; stock through its own preprocessing)",
         "validation_images": args.validation,
         "conversion_repeats": args.conversion_repeats,
+        "init": args.init,
         "bn_stats": (f"re-estimated on the first {args.bn_samples} calibration images"
-                     if args.bn_stats == "calibrate" else "left at initialization"),
+                     if args.init == "calibrate" else
+                     "edgecnn: set by edgecnn convert from the calibration images; stock: "
+                     "left at keras' initialization"),
         "targets": {"int8_vs_stock_int8": TARGET_INT8_VS_STOCK,
                     "int8_vs_stock_int8_mobilenet_v3": TARGET_INT8_VS_STOCK_V3,
                     "int8_vs_float": TARGET_INT8_VS_FLOAT, "conversion": TARGET_CONVERSION}}

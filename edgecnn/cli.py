@@ -118,7 +118,7 @@ def list_cmd(as_json, live):
 def info(target, alpha, resolution, rho, num_classes, minimalistic, extra, as_json):
     """Describe a network NAME (params, MACs, input spec, preprocessing, stage table), or
     print the model card of a converted FILE.tflite (works without TensorFlow)."""
-    if target.endswith(".tflite") or os.path.isfile(target):
+    if _names_a_file(target):
         return _info_tflite(target, as_json)
     from .models.summary import describe_model
 
@@ -132,10 +132,22 @@ def info(target, alpha, resolution, rho, num_classes, minimalistic, extra, as_js
     print_description(report)
 
 
+def _names_a_file(target: str) -> bool:
+    """A .tflite, any file, or a folder that is not named like a model (a mistake to
+    report as such, not as an unknown model)."""
+    if target.endswith(".tflite") or os.path.isfile(target):
+        return True
+    if not os.path.isdir(target):
+        return False
+    from .catalog import load
+
+    return target not in {row["name"] for row in load()}
+
+
 def _info_tflite(path, as_json):
     from .runtime import analyze, read_card
 
-    card = read_card(path)
+    card = read_card(path)  # a folder or a damaged file: a one-line error
     if card is None:  # a .tflite from elsewhere: analyze it
         card = {"card": None, **analyze(path)}
         click.echo(json.dumps(card, indent=2))
@@ -164,9 +176,15 @@ def _info_tflite(path, as_json):
               help="Input/output type of an int8 model [default: uint8].")
 @click.option("--output", "-o", type=str, default=None,
               help="Output .tflite [default: {name}_{alpha}_{resolution}_{precision}.tflite].")
+@click.option("--bn-init/--no-bn-init", default=True, show_default=True,
+              help="With --weights none: set the BatchNorm statistics from the calibration "
+              "images first, so the random network converts and runs like a trained one.")
+@click.option("--strict", is_flag=True, help="Fail (exit 2, nothing written) when an int8 "
+              "model is not integer-only and one XNNPACK partition.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def convert(name, alpha, resolution, rho, num_classes, minimalistic, extra, int8, fp16, dynamic,
-            qat, qat_epochs, weights, data_dir, calib_samples, io_dtype, output, as_json):
+            qat, qat_epochs, weights, data_dir, calib_samples, io_dtype, output, bn_init, strict,
+            as_json):
     """Build NAME and convert it to a validated .tflite with its model card."""
     precision = choose_precision(int8, fp16, dynamic, io_dtype,
                                  default="int8" if qat else "float32")
@@ -178,7 +196,7 @@ def convert(name, alpha, resolution, rho, num_classes, minimalistic, extra, int8
         name, alpha=alpha, resolution=resolution, rho=rho, num_classes=num_classes,
         options=family_options(minimalistic, extra), precision=precision, qat=qat,
         qat_epochs=qat_epochs, weights=weights, data_dir=data_dir, calib_samples=calib_samples,
-        io_dtype=io_dtype, output=output, quiet=as_json)
+        io_dtype=io_dtype, output=output, quiet=as_json, bn_init=bn_init, strict=strict)
     card = report.to_dict()
     if as_json:
         click.echo(json.dumps(card, indent=2))

@@ -129,7 +129,7 @@ def warn_noisy(results: list[dict]) -> None:
 @runner_options
 @click.option("--input", "image", default=None, metavar="IMAGE",
               help="Feed this image (resized, center-cropped, preprocessed as the model card "
-                   "says; needs Pillow) instead of synthetic pixels.")
+                   "says) instead of synthetic pixels.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of results.")
 @click.option("--csv", "csv_path", default=None, metavar="PATH",
               help="Also write the results as CSV (atomically).")

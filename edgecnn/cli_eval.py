@@ -15,16 +15,19 @@ KERAS_SUFFIXES = (".keras", ".h5")
 
 @contextlib.contextmanager
 def _progress(description: str, quiet: bool):
-    """A transient rich progress bar on stderr; yields ``advance(done, total)``."""
-    if quiet:
+    """A transient rich progress bar on stderr when it is a terminal (elsewhere it would
+    leave an empty line before an error); yields ``advance(done, total)``."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if quiet or not console.is_terminal:
         yield None
         return
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
         TimeElapsedColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), transient=True, console=Console(stderr=True)) as bar:
+                  TimeElapsedColumn(), transient=True, console=console) as bar:
         task = bar.add_task(description, total=None)
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
@@ -39,7 +42,7 @@ def _warn(message: str) -> None:
 def _model_kind(path: str) -> str:
     if path.endswith(KERAS_SUFFIXES):
         return "keras"
-    if path.endswith(".tflite") or os.path.isfile(path):
+    if path.endswith(".tflite") or os.path.exists(path):
         return "tflite"
     raise EdgecnnError(f"model file {path} does not exist; give MODEL.tflite or MODEL.keras")
 

@@ -33,8 +33,8 @@ from .errors import EdgecnnError
 @click.option("--batch-size", "-b", type=click.IntRange(min=1), default=32, show_default=True,
               help="Global batch size (split across replicas).")
 @click.option("--lr", type=float, default=None,
-              help="Peak learning rate [default: adam 1e-3, sgd 0.1 x batch/256; a tenth of "
-                   "that when fine-tuning --weights].")
+              help="Peak learning rate [default: adam 5e-3 (1e-4 when fine-tuning --weights), "
+                   "sgd 0.1 x batch/256 (a tenth of that when fine-tuning)].")
 @click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam",
               show_default=True, help="Adam, or SGD with Nesterov momentum 0.9.")
 @click.option("--weight-decay", type=float, default=0.0, show_default=True,
@@ -68,7 +68,8 @@ from .errors import EdgecnnError
 @click.option("--augment", type=click.Choice(["auto", "standard", "light", "none"]),
               default="auto", show_default=True,
               help="standard: random resized crop 8-100 % and flips; light: crops >= 60 %, "
-                   "no flip; auto: light for digits, standard otherwise.")
+                   "no flip; auto: light for images under 64 px or under 100 training images "
+                   "per class, standard otherwise.")
 @click.option("--limit", type=click.IntRange(min=2), default=None,
               help="Use at most this many images (a random, class-mixed subset).")
 @click.option("--seed", type=int, default=0, show_default=True)

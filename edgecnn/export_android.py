@@ -34,7 +34,7 @@ def app_assets(app_dir: str) -> str:
     if not (os.path.isfile(settings) and os.path.isfile(manifest)):
         raise EdgecnnError(f"{app_dir} is not an android_demo app (no settings.gradle.kts and "
                            f"{MANIFEST}); give --app the android_demo folder")
-    with open(settings, encoding="utf-8") as f:
+    with open(settings, encoding="utf-8", errors="replace") as f:
         if "edgecnn" not in f.read():
             raise EdgecnnError(f"{app_dir} is a Gradle project but not edgecnn's android_demo; "
                                f"give --app the android_demo folder")
@@ -47,7 +47,7 @@ def app_assets(app_dir: str) -> str:
 
 def _checked_card(path: str, data: bytes) -> dict:
     """The model's card, checked for what the app needs to feed and read it."""
-    card = rt.read_card(data)
+    card = rt.read_card(data, name=path)
     if card is None:
         raise EdgecnnError(f"{path} has no edgecnn model card; the app takes its input and "
                            f"labels from it: convert the model with `edgecnn convert`")
@@ -63,10 +63,14 @@ def _checked_card(path: str, data: bytes) -> dict:
     labels = card.get("labels")
     if labels is not None and len(labels) != classes:
         raise EdgecnnError(f"{path}'s card has {len(labels)} labels for {classes} outputs")
-    interpreter = rt.load_interpreter(data)  # raises a one-line error if LiteRT refuses it
+    interpreter = rt.load_interpreter(data, name=path)  # a one-line error if LiteRT refuses it
     if rt.input_spec(interpreter)["shape"] != [int(s) for s in shape]:
         raise EdgecnnError(f"{path}'s card says input {shape}, the model has "
                            f"{rt.input_spec(interpreter)['shape']}; re-convert the model")
+    outputs = [int(s) for s in interpreter.get_output_details()[0]["shape"]]
+    if outputs != out["shape"]:
+        raise EdgecnnError(f"{path}'s card says output {out['shape']}, the model has "
+                           f"{outputs}; re-convert the model")
     return card
 
 
@@ -94,12 +98,27 @@ def _stage(folder: str, name: str, data: bytes) -> str:
 
 
 def read_bundle(app_dir: str = "android_demo") -> dict | None:
-    """What the app ships now (the contents of ``edgecnn_bundle.json``), or None."""
+    """What the app ships now (the contents of ``edgecnn_bundle.json``), or None when it
+    ships nothing; a damaged record is a one-line EdgecnnError."""
     path = os.path.join(os.fspath(app_dir), ASSETS, BUNDLE_FILE)
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):
         return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    problem = None
+    try:
+        with open(path, "rb") as f:
+            bundle = json.loads(f.read().decode("utf-8"))
+    except OSError as exc:
+        problem = exc.strerror or str(exc)
+    except (ValueError, RecursionError):  # UnicodeDecodeError included
+        problem = "not UTF-8 JSON"
+    else:
+        if not isinstance(bundle, dict) or not all(
+                isinstance(bundle.get(key), str) for key in ("model", "card", "labels")):
+            problem = "not an object naming the model, card and labels files"
+    if problem:
+        raise EdgecnnError(f"{path} is damaged ({problem}); delete it and export the model "
+                           f"again with edgecnn export android")
+    return bundle
 
 
 def export_android(model_path: str, app_dir: str = "android_demo") -> dict:
@@ -113,7 +132,7 @@ def export_android(model_path: str, app_dir: str = "android_demo") -> dict:
     if not model_path.endswith(".tflite"):
         raise EdgecnnError(f"{model_path} is not a .tflite file; give a model written by "
                            f"`edgecnn convert`")
-    data = rt._read_bytes(model_path)  # missing file / not TFLite: one-line error
+    data = rt.read_model(model_path)  # missing, not TFLite or damaged: a one-line error
     card = _checked_card(model_path, data)
     assets = app_assets(app_dir)
     model_name = os.path.basename(model_path)

@@ -2,6 +2,11 @@
 from __future__ import annotations
 
 
+def _number(value, spec: str, factor: float = 1.0) -> str:
+    """``value`` (times ``factor``) formatted, or "?" when a card does not say."""
+    return "?" if value is None else format(value * factor if factor != 1.0 else value, spec)
+
+
 def _console(console=None):
     from rich.console import Console
 
@@ -9,33 +14,37 @@ def _console(console=None):
 
 
 def print_conversion(card: dict, path: str | None = None, console=None) -> None:
-    """A conversion report / model card as a table a person can check at a glance."""
+    """A conversion report / model card as a table a person can check at a glance (its
+    text is never read as rich markup: a card may come from a damaged file)."""
+    from rich.markup import escape
     from rich.table import Table
 
     console = _console(console)
-    model = card.get("model", {})
+    model = card.get("model") or {}
     title = (f"{model.get('name', '?')} alpha {model.get('alpha', '?')} "
              f"{model.get('resolution', '?')}px -> {card['precision']}"
              f"{' (QAT)' if card.get('qat') else ''}")
-    table = Table(title=title, show_header=False)
+    table = Table(title=escape(title), show_header=False)
     table.add_column("what")
     table.add_column("value")
     inp, out = card["input"], card["output"]
     rows = [
         ("file", path or card.get("path", "")),
-        ("size", f"{card['size_bytes'] / 1e6:.2f} MB"),
-        ("params / MACs", f"{card['params']:,} / {card['macs'] / 1e6:.1f} M"),
+        ("size", f"{_number(card.get('size_bytes'), '.2f', 1e-6)} MB"),
+        ("params / MACs", f"{_number(card.get('params'), ',')} / "
+                          f"{_number(card.get('macs'), '.1f', 1e-6)} M"),
         ("input", f"{inp['dtype']} {inp['shape']}"
-                  + (f" scale {inp['scale']:g} zero point {inp['zero_point']}"
-                     if inp["dtype"] != "float32" else "") + ": raw RGB 0-255"),
+                  + (f" scale {_number(inp.get('scale'), 'g')} zero point "
+                     f"{inp.get('zero_point')}" if inp["dtype"] != "float32" else "")
+                  + ": raw RGB 0-255"),
         ("output", f"{out['dtype']} {out['shape']} logits"),
-        ("ops", ", ".join(f"{k} {v}" for k, v in card["ops"].items())),
+        ("ops", ", ".join(f"{k} {v}" for k, v in (card.get("ops") or {}).items()) or "?"),
     ]
-    if card["precision"] == "int8":
+    if card["precision"] == "int8" and card.get("all_int8") is not None:
         rows.append(("every compute op int8", "yes" if card["all_int8"] else
-                     f"NO: float ops {card['float_ops']}"))
+                     f"NO: float ops {card.get('float_ops')}"))
     outside = card.get("ops_outside_xnnpack") or {}
-    rows.append(("XNNPACK partitions", f"{card['xnnpack_partitions']}"
+    rows.append(("XNNPACK partitions", f"{card.get('xnnpack_partitions', '?')}"
                  + (f" (outside: {', '.join(f'{k} {v}' for k, v in outside.items())})"
                     if outside else " (whole graph)")))
     agreement = card.get("agreement") or {}
@@ -57,7 +66,7 @@ def print_conversion(card: dict, path: str | None = None, console=None) -> None:
     versions = card.get("versions") or {}
     rows.append(("versions", ", ".join(f"{k} {v}" for k, v in versions.items())))
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(escape(str(cell)) for cell in row))
     console.print(table)
     for warning in card.get("warnings") or []:
-        console.print(f"[bold yellow]warning:[/bold yellow] {warning}")
+        console.print(f"[bold yellow]warning:[/bold yellow] {escape(warning)}")

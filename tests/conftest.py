@@ -46,6 +46,20 @@ def photos():
     return make
 
 
+@pytest.fixture(scope="session")
+def tiny_int8_tflite(tmp_path_factory):
+    """The cheapest real edgecnn model: a MobileNet (alpha 0.25, 32 px, 10 classes) converted
+    once per session by edgecnn.convert to int8 (uint8 io, model card embedded). Read it,
+    never write it: tests share it."""
+    import edgecnn
+    from edgecnn.data import synthetic_images
+
+    path = tmp_path_factory.mktemp("tiny_int8") / "tiny_int8.tflite"
+    model = edgecnn.create_model("mobilenet", alpha=0.25, input_size=32, num_classes=10)
+    edgecnn.convert(model, str(path), "int8", representative_data=synthetic_images(8, 32))
+    return str(path)
+
+
 def randomize_weights(model, seed=0, logit_gain=30.0):
     """Give every weight of a keras model random, well-scaled values (BatchNorm statistics
     included), so that outputs depend on every weight being where it belongs. The last

@@ -9,6 +9,7 @@ order, and what it makes of the answers.
 """
 import json
 import os
+import shutil
 import stat
 import sys
 import textwrap
@@ -21,6 +22,10 @@ from edgecnn.errors import EdgecnnError
 from edgecnn.runtime.adb import REMOTE_BINARY, benchmark_adb, parse_benchmark_output
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "benchmark_model")
+ASSETS = os.path.join(os.path.dirname(__file__), "..", "android_demo", "app", "src", "main",
+                      "assets")
+with open(os.path.join(ASSETS, "edgecnn_bundle.json")) as _f:
+    BUNDLED_MODEL = os.path.join(ASSETS, json.load(_f)["model"])  # a real edgecnn model
 
 
 def recorded(name):
@@ -167,7 +172,7 @@ def elf(path, machine=183):
 @pytest.fixture()
 def files(tmp_path):
     model = tmp_path / "mobilenet v2 int8.tflite"
-    model.write_bytes(b"\x1c\x00\x00\x00TFL3" + bytes(200))
+    shutil.copy(BUNDLED_MODEL, model)  # a real model: edgecnn verifies it before pushing
     return {"model": str(model), "binary": elf(tmp_path / "android_aarch64_benchmark_model")}
 
 

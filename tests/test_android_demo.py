@@ -306,15 +306,19 @@ def test_manifest_and_resources_match_the_code():
 
 # --- edgecnn export android -------------------------------------------------------------------
 
-@pytest.fixture
-def app(tmp_path):
-    """A copy of android_demo's project files (not its assets) to export into."""
-    root = tmp_path / "android_demo"
+def copy_app(root: Path) -> Path:
+    """A copy of android_demo's project files (not its assets) at ``root``."""
     for rel in ["settings.gradle.kts", "build.gradle.kts", "app/build.gradle.kts",
                 "app/src/main/AndroidManifest.xml"]:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(APP / rel, root / rel)
     return root
+
+
+@pytest.fixture
+def app(tmp_path):
+    """A copy of android_demo's project files (not its assets) to export into."""
+    return copy_app(tmp_path / "android_demo")
 
 
 @pytest.fixture(scope="module")

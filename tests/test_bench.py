@@ -56,17 +56,11 @@ def write_foreign_float_model(path, size=32):
 
 
 @pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory):
-    """"int8": a tiny MobileNet (alpha 0.25, 32 px, 10 classes) converted once per session by
-    edgecnn.convert (uint8 io, model card embedded); "foreign": a float32 .tflite without
-    a card (see write_foreign_float_model)."""
-    import edgecnn
-    from edgecnn.data import synthetic_images
-
+def tiny_models(tmp_path_factory, tiny_int8_tflite):
+    """"int8": conftest's tiny int8 MobileNet (alpha 0.25, 32 px, 10 classes, card
+    embedded); "foreign": a float32 .tflite without a card (see write_foreign_float_model)."""
     folder = tmp_path_factory.mktemp("bench_models")
-    paths = {"int8": str(folder / "tiny_int8.tflite"), "foreign": str(folder / "pool_fp32.tflite")}
-    model = edgecnn.create_model("mobilenet", alpha=0.25, input_size=32, num_classes=10)
-    edgecnn.convert(model, paths["int8"], "int8", representative_data=synthetic_images(8, 32))
+    paths = {"int8": tiny_int8_tflite, "foreign": str(folder / "pool_fp32.tflite")}
     write_foreign_float_model(paths["foreign"])
     return paths
 

@@ -5,6 +5,7 @@ import logging
 
 import numpy as np
 import pytest
+from conftest import write_digit_folder
 
 from edgecnn.errors import EdgecnnError, MissingExtraError
 
@@ -93,12 +94,59 @@ def test_digits_split_is_stratified_and_disjoint():
     assert sum(v.tobytes() in train_keys for v in vx) <= 2  # (the dataset has duplicates)
 
 
-def test_augmentation_choice_per_dataset():
-    assert pipeline.resolve_augment("auto", "digits").flip is False  # a mirrored 7 is no 7
-    assert pipeline.resolve_augment("auto", "folder:/x").flip is True
-    assert pipeline.resolve_augment("none", "folder:/x").crop_scale is None
+def test_augmentation_presets_by_name():
+    name, augment, reason = pipeline.resolve_augment("none", [(640, 480)], 500)
+    assert (name, augment.crop_scale, reason) == ("none", None, "requested")
+    assert pipeline.resolve_augment("standard", [(32, 32)], 10)[1].flip is True  # as asked
     with pytest.raises(EdgecnnError, match="augmentation must be"):
-        pipeline.resolve_augment("heavy", "digits")
+        pipeline.resolve_augment("heavy")
+
+
+def test_auto_augmentation_rule():
+    """light below 64 px (median shorter side) or 100 training images per class."""
+    assert pipeline.auto_augment([(32, 32)] * 5, 500) == \
+        ("light", "auto: images 32x32 px, below 64 px")
+    mixed = [(640, 480), (50, 300), (40, 60)]  # median shorter side: 50
+    assert pipeline.auto_augment(mixed, 500) == \
+        ("light", "auto: images 50 px on the shorter side (median of 3 read), below 64 px")
+    assert pipeline.auto_augment([(640, 480)], 99.9) == \
+        ("light", "auto: 99 training images per class, fewer than 100")
+    name, reason = pipeline.auto_augment([(64, 64)], 100)
+    assert name == "standard" and reason.startswith("auto: images 64x64 px, 100 training")
+    assert pipeline.auto_augment([], 500)[0] == "standard"  # size unknown (some TFDS sets)
+
+
+@pytest.fixture(scope="module")
+def large_photo_folder(tmp_path_factory, photos):
+    """Two classes of 130 photo crops (96x120 px) each: 104 training images per class."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("large")
+    images = photos(120)
+    for cls, picks in (("a", (0, 1)), ("b", (2, 3))):
+        (root / cls).mkdir()
+        for i in range(130):
+            Image.fromarray(images[picks[i % 2]][:96]).save(root / cls / f"{i}.png")
+    return root
+
+
+def test_auto_augmentation_decides_by_the_data(tmp_path, large_photo_folder):
+    """Small images or few images per class: light, and why; larger images with enough of
+    them: standard; the built-in digits (8x8): light."""
+    def chosen(**kwargs):
+        augment = pipeline.make_splits(64, batch_size=8, **kwargs).augment
+        return augment["preset"], augment["reason"], augment["flip"]
+
+    write_digit_folder(tmp_path, limit=100, classes=3, size=32)
+    assert chosen(data_dir=str(tmp_path)) == \
+        ("light", "auto: images 32x32 px, below 64 px", False)
+    preset, reason, flip = chosen(data_dir=str(large_photo_folder))
+    assert (preset, flip) == ("standard", True)
+    assert reason.startswith("auto: images 120x96 px, 104 training images per class")
+    assert chosen(data_dir=str(large_photo_folder), limit=100) == \
+        ("light", "auto: 40 training images per class, fewer than 100", False)
+    assert chosen(dataset="digits", limit=60) == \
+        ("light", "auto: images 8x8 px, below 64 px", False)
 
 
 def test_flip_and_crop_do_what_they_say(photos):

@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import write_digit_folder
 
 from edgecnn.cli import cli
 
@@ -220,6 +221,30 @@ def test_resume_after_ctrl_c_then_kill(tmp_path):
     out, _ = proc.communicate(timeout=900)
     assert proc.returncode == 0, out[-3000:]
     _check_resumed(run, epochs, middle)
+
+
+@pytest.mark.slow
+def test_defaults_learn_a_folder_of_small_digit_images(tmp_path):
+    """The default settings learn a new user's folder (issue 11): 1,797 handwritten digits
+    as 32x32 PNG files, one sub-folder per class, trained by exactly the command below with
+    no other flag; the int8 model reaches 90 % on the stratified 20 % validation split."""
+    data = tmp_path / "digits32"
+    data.mkdir()
+    write_digit_folder(data, limit=1797, classes=10, size=32)
+    command = ["train", "mobilenet_v2", "--alpha", "0.35", "--resolution", "64", "--data",
+               str(data), "--epochs", "20", "--qat-epochs", "2", "--int8"]
+    proc = _edgecnn(*command, cwd=tmp_path)  # the run folder goes to ./runs/
+    out, _ = proc.communicate(timeout=1800)
+    assert proc.returncode == 0, out[-3000:]
+    assert "augment: light (auto: images 32x32 px, below 64 px)" in out
+    [run] = glob.glob(str(tmp_path / "runs" / "mobilenet_v2-*"))
+    summary = json.loads(open(os.path.join(run, "summary.json")).read())
+    assert summary["val_images"] == 359 and summary["train_images"] == 1438
+    card = json.loads(open(os.path.join(run, "model_int8.json")).read())
+    assert card["training"]["tflite_val_accuracy"] == summary["int8_val_accuracy"]
+    assert summary["int8_val_accuracy"] >= 90.0, summary
+    config = json.loads(open(os.path.join(run, "config.json")).read())
+    assert config["augment"] == "auto" and config["augmentation"]["preset"] == "light"
 
 
 def test_warmup_cosine_schedule():

@@ -13,6 +13,7 @@ import numpy as np
 
 from .._keras import keras, tf
 from ..errors import EdgecnnError
+from ..models.layers import Fixed
 
 PIXEL_LAYER = "pixel_normalization"
 
@@ -39,21 +40,6 @@ def _copy(layer, linear: bool = False):
     if linear:
         config["activation"] = "linear"
     return layer.__class__.from_config(config)
-
-
-@keras.saving.register_keras_serializable(package="edgecnn")
-class Fixed(keras.constraints.Constraint):
-    """Holds a weight at a fixed value whatever an optimizer does (the pixel normalization:
-    inside a tfmot wrapper ``trainable=False`` does not keep it out of training)."""
-
-    def __init__(self, value):
-        self.value = np.asarray(value, np.float32).tolist()
-
-    def __call__(self, w):
-        return tf.reshape(tf.constant(self.value, dtype=w.dtype), tf.shape(w))
-
-    def get_config(self):
-        return {"value": self.value}
 
 
 def pixel_range(preprocessing) -> tuple[float, float]:

@@ -1,12 +1,15 @@
 """Graph folds on a converted int8 .tflite: fewer ops, the same integer arithmetic.
 
-Two folds, both applied to the flatbuffer after conversion (so post-training and QAT models
-fold alike), both numpy and the LiteRT schema only (no TensorFlow):
+Graph edits applied to the flatbuffer after conversion (so post-training and QAT models
+fold alike), numpy and the LiteRT schema only (no TensorFlow):
 
 * ``fold_input_normalization``: a per-tensor input normalization becomes the input
   quantization (below).
 * ``fold_hard_swish_sixth``: hard-swish's ``1/6`` moves into the weight scales of the
   layers that read it (see its docstring).
+* ``fit_xnnpack_scales``: an int8 ADD whose scales XNNPACK refuses (MobileNetV3's
+  ``x + 3`` with tiny activations) becomes a 1x1 depthwise convolution, or its small input
+  is requantized to the delegate's bound (see its docstring).
 * ``fuse_hard_swish`` (float graphs): the three ops become one HARD_SWISH, which XNNPACK
   runs natively in float (and does not in int8, hence the three-op form).
 
@@ -28,28 +31,13 @@ left as the op. Numpy and the LiteRT schema only: no TensorFlow.
 """
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
 TOLERANCE = 1e-4   # relative difference allowed between the channels' scale and offset
 
 
-def _schema():
-    from ai_edge_litert import schema_py_generated as schema
-
-    return schema
-
-
-@functools.lru_cache(maxsize=None)
-def _builtin_names() -> dict:
-    return {v: k for k, v in vars(_schema().BuiltinOperator).items() if not k.startswith("_")}
-
-
-def _opcode_name(model, op) -> str:
-    code = model.operatorCodes[op.opcodeIndex]
-    value = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
-    return _builtin_names().get(value, str(value))
+from ..runtime.xnnpack import CONV_RATIO, _schema, scale_refusal, tensor_scale
+from ..runtime.xnnpack import opcode_name as _opcode_name
 
 
 def _graph_maps(graph):
@@ -219,29 +207,8 @@ PASS = {"MEAN", "MUL", "RESHAPE"}    # out = f(in) * k when in carries a factor 
 def _constant(model, graph, index, producer=None):
     """The real value of a scalar constant tensor (quantized, float32, or float16 behind a
     DEQUANTIZE), or None."""
-    schema = _schema()
-    tensor = graph.tensors[index]
-    data = _buffer(model, tensor)
-    if data.size == 0 and producer is not None and int(index) in producer:
-        op = graph.operators[producer[int(index)]]
-        if _opcode_name(model, op) == "DEQUANTIZE":
-            return _constant(model, graph, op.inputs[0])
-        return None
-    if tensor.type == schema.TensorType.FLOAT32 and data.size == 4:
-        return float(data.view(np.float32)[0])
-    if tensor.type == schema.TensorType.FLOAT16 and data.size == 2:
-        return float(data.view(np.float16)[0])
-    q = tensor.quantization
-    if data.size != 1 or q is None or q.scale is None or len(q.scale) != 1:
-        return None
-    if tensor.type == _schema().TensorType.INT8:
-        value = data.view(np.int8)[0]
-    elif tensor.type == _schema().TensorType.UINT8:
-        value = data[0]
-    else:
-        return None
-    zero = int(q.zeroPoint[0]) if q.zeroPoint is not None and len(q.zeroPoint) else 0
-    return float(q.scale[0]) * (int(value) - zero)
+    values = _constant_values(model, graph, index, producer or {})
+    return float(values[0]) if values is not None and values.size == 1 else None
 
 
 def _sixth_mul(model, graph, producer, consumers, op_index, alone=False):
@@ -437,7 +404,8 @@ def _drop_dead_ops(graph) -> None:
         graph.operators = [op for i, op in enumerate(graph.operators) if i not in dead]
 
 
-def _opcode_index(model, builtin: int) -> int:
+def _opcode_index(model, builtin: int, version: int = 1) -> int:
+    """The index of an operator code, added (at ``version``) when the model has none."""
     schema = _schema()
     for i, code in enumerate(model.operatorCodes):
         if max(int(code.builtinCode), int(code.deprecatedBuiltinCode)) == builtin:
@@ -445,6 +413,161 @@ def _opcode_index(model, builtin: int) -> int:
     code = schema.OperatorCodeT()
     code.builtinCode = builtin
     code.deprecatedBuiltinCode = min(builtin, 127)
-    code.version = 1
+    code.version = version
     model.operatorCodes.append(code)
     return len(model.operatorCodes) - 1
+
+
+# --- XNNPACK's scale bounds --------------------------------------------------------------------
+
+INT32_MAX = 2 ** 31 - 1
+
+
+def _constant_values(model, graph, index, producer) -> np.ndarray | None:
+    """The real values of a constant tensor (quantized, float32, or behind a DEQUANTIZE) as
+    a flat float64 array, or None when the tensor is computed."""
+    schema = _schema()
+    tensor = graph.tensors[index]
+    data = _buffer(model, tensor)
+    if data.size == 0:
+        op = graph.operators[producer[int(index)]] if int(index) in producer else None
+        if op is not None and _opcode_name(model, op) == "DEQUANTIZE":
+            return _constant_values(model, graph, op.inputs[0], producer)
+        return None
+    if tensor.type == schema.TensorType.FLOAT32:
+        return data.view(np.float32).astype(np.float64)
+    if tensor.type == schema.TensorType.FLOAT16:
+        return data.view(np.float16).astype(np.float64)
+    q = tensor.quantization
+    if q is None or q.scale is None or len(q.scale) != 1:
+        return None
+    if tensor.type == schema.TensorType.INT8:
+        values = data.view(np.int8)
+    elif tensor.type == schema.TensorType.UINT8:
+        values = data
+    else:
+        return None
+    zero = int(q.zeroPoint[0]) if q.zeroPoint is not None and len(q.zeroPoint) else 0
+    return float(q.scale[0]) * (values.astype(np.float64) - zero)
+
+
+def _add_tensor(model, graph, name, shape, dtype, values, scales, dimension) -> int:
+    schema = _schema()
+    buffer = schema.BufferT()
+    buffer.data = np.ascontiguousarray(values).view(np.uint8).reshape(-1)
+    model.buffers.append(buffer)
+    q = schema.QuantizationParametersT()
+    q.scale = np.asarray(scales, np.float32)
+    q.zeroPoint = np.zeros(len(scales), np.int64)
+    q.quantizedDimension = dimension
+    tensor = schema.TensorT()
+    tensor.name, tensor.shape, tensor.type = name, np.asarray(shape, np.int32), dtype
+    tensor.buffer, tensor.quantization = len(model.buffers) - 1, q
+    graph.tensors.append(tensor)
+    return len(graph.tensors) - 1
+
+
+def _add_as_depthwise(model, graph, op, x: int, values: np.ndarray) -> bool:
+    """Turn ``ADD(x, constant)`` into a 1x1 depthwise convolution of weight 1 whose bias is
+    the constant (same output tensor and fused activation). False when it cannot be: x not
+    a 4-D int8 tensor, a constant that does not broadcast over the channels, or a scale
+    ratio out of even a convolution's range."""
+    schema = _schema()
+    xt, yt = graph.tensors[x], graph.tensors[op.outputs[0]]
+    if xt.type != schema.TensorType.INT8 or len(xt.shape) != 4 or values.size not in (
+            1, int(xt.shape[3])):
+        return False
+    channels = int(xt.shape[3])
+    s_x, s_y = tensor_scale(xt), tensor_scale(yt)
+    values = np.broadcast_to(values.reshape(-1), (channels,))
+    # weight 1 = q_w * s_w: the largest q_w (finest requantization factor) whose bias
+    # value / (s_x * s_w) fits in int32
+    peak = float(np.abs(values).max())
+    q_w = 127 if peak == 0 else int(min(127, INT32_MAX * s_x / peak / 1.01))
+    if q_w < 1 or not CONV_RATIO[0] <= s_x / q_w / s_y < CONV_RATIO[1]:
+        return False
+    s_w = np.float32(1.0 / q_w)
+    bias_scale = np.float32(np.float64(np.float32(s_x)) * np.float64(s_w))
+    bias = np.round(values / np.float64(bias_scale)).astype(np.int32)
+    stem = xt.name.decode() if isinstance(xt.name, bytes) else str(xt.name)
+    weight = _add_tensor(model, graph, f"{stem}/add_as_depthwise/weight", [1, 1, 1, channels],
+                         schema.TensorType.INT8, np.full(channels, q_w, np.int8),
+                         [s_w] * channels, 3)
+    bias_t = _add_tensor(model, graph, f"{stem}/add_as_depthwise/bias", [channels],
+                         schema.TensorType.INT32, bias, [bias_scale] * channels, 0)
+    options = schema.DepthwiseConv2DOptionsT()
+    options.padding = schema.Padding.VALID
+    options.strideW = options.strideH = options.depthMultiplier = 1
+    options.dilationWFactor = options.dilationHFactor = 1
+    options.fusedActivationFunction = getattr(op.builtinOptions, "fusedActivationFunction", 0)
+    op.opcodeIndex = _opcode_index(model, schema.BuiltinOperator.DEPTHWISE_CONV_2D, version=3)
+    op.inputs = [x, weight, bias_t]
+    op.builtinOptionsType = schema.BuiltinOptions.DepthwiseConv2DOptions
+    op.builtinOptions = options
+    return True
+
+
+def fit_xnnpack_scales(model_bytes: bytes, everywhere: bool = False) -> tuple[bytes, dict]:
+    """Rewrite every int8 ADD that XNNPACK would refuse for its scales (see
+    ``runtime.xnnpack``) into a form it runs.
+
+    * ``x + constant`` (MobileNetV3's ``x + 3`` in hard-swish and hard-sigmoid): when x's
+      scale is below ``2**-10`` of the output's, the ADD becomes a 1x1 depthwise
+      convolution of weight 1 with the constant as its bias: the same sum, the same output
+      tensor and fused ReLU6, and a convolution's requantization factor may go down to
+      ``2**-32``. Random weights without BatchNorm statistics make such ADDs (activations
+      of ~1e-6 next to 3); so can a trained layer that is nearly dead.
+    An ADD of two computed tensors is left as it is: the converter's quantizer gives a
+    residual ADD's inputs scales close to its output's (even for a branch ~1e-5 of the
+    other, measured on tf 2.21), and one that is still refused is named in the report.
+
+    ``everywhere`` rewrites every ``x + constant`` ADD, refused or not (to measure and test
+    the rewrite). Returns the model and ``{"add_as_depthwise": n}``; the model is
+    unchanged when nothing was rewritten.
+    """
+    schema = _schema()
+    model = schema.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
+    graph = model.subgraphs[0]
+    producer, _ = _graph_maps(graph)
+    info = {"add_as_depthwise": 0}
+    for index, op in enumerate(graph.operators):
+        if _opcode_name(model, op) != "ADD" or not (everywhere or
+                                                     scale_refusal(model, graph, op)):
+            continue
+        constants = [_constant_values(model, graph, t, producer) for t in op.inputs]
+        if sum(c is not None for c in constants) == 1:
+            x = int(op.inputs[0] if constants[0] is None else op.inputs[1])
+            values = constants[1] if constants[0] is None else constants[0]
+            if _add_as_depthwise(model, graph, op, x, values):
+                info["add_as_depthwise"] += 1
+    if not info["add_as_depthwise"]:
+        return model_bytes, info
+    _drop_dead_ops(graph)   # a DEQUANTIZE that fed only a rewritten ADD's constant
+    return _pack(model, len(model_bytes)), info
+
+
+def add_serving_signature(model_bytes: bytes, inputs=("pixels",),
+                          outputs=("output_0",)) -> bytes:
+    """The model with a ``serving_default`` signature naming its inputs and outputs (what a
+    SavedModel-based conversion writes, and LiteRT's signature runners and Android's
+    ``runSignature`` look up); unchanged when it has signatures already."""
+    schema = _schema()
+    model = schema.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
+    if model.signatureDefs:
+        return model_bytes
+    graph = model.subgraphs[0]
+
+    def tensor_maps(indices, names):
+        maps = []
+        for index, name in zip(indices, names):
+            item = schema.TensorMapT()
+            item.name, item.tensorIndex = name, int(index)
+            maps.append(item)
+        return maps
+
+    signature = schema.SignatureDefT()
+    signature.signatureKey, signature.subgraphIndex = "serving_default", 0
+    signature.inputs = tensor_maps(graph.inputs, inputs)
+    signature.outputs = tensor_maps(graph.outputs, outputs)
+    model.signatureDefs = [signature]
+    return _pack(model, len(model_bytes))

@@ -42,8 +42,14 @@ def _warn(message: str, quiet: bool) -> None:
 
 def run_convert(name, *, alpha=1.0, resolution=None, rho=None, num_classes=1000, options=None,
                 precision="float32", qat=False, qat_epochs=1, weights="none", data_dir=None,
-                calib_samples=200, io_dtype=None, output=None, quiet=False):
-    """Everything ``edgecnn convert`` does; returns the ConversionReport."""
+                calib_samples=200, io_dtype=None, output=None, quiet=False, bn_init=True,
+                strict=False):
+    """Everything ``edgecnn convert`` does; returns the ConversionReport.
+
+    bn_init: with random weights (``weights="none"``), set the BatchNorm statistics from the
+    calibration images first (``models.init``), so the network's activations, int8 scales
+    and graph are those of a trained network of the same shape. strict: see
+    ``edgecnn.convert``."""
     from .._io import check_output_path
     from ..data import load_image_folder, synthetic_images
     from ..data.folder import list_image_files
@@ -87,6 +93,10 @@ def run_convert(name, *, alpha=1.0, resolution=None, rho=None, num_classes=1000,
             calibration = synthetic_images(max(16, min(calib_samples, 64)), size)
             if precision == "int8":
                 _warn(SYNTHETIC_WARNING, quiet)
+        model_info = {}
+        if bn_init and str(weights).lower() == "none":
+            model_info["batchnorm_statistics"] = init_random_batchnorm(model, spec,
+                                                                       calibration, source)
 
         if qat:
             model = quantize_aware(model)
@@ -121,4 +131,14 @@ def run_convert(name, *, alpha=1.0, resolution=None, rho=None, num_classes=1000,
                        calibration_source=source,
                        validation_source=f"{source} images" + (" (labelled)" if eval_labels
                                                                 is not None else ""),
-                       progress=advance)
+                       strict=strict, model_info=model_info, progress=advance)
+
+
+def init_random_batchnorm(model, spec, pixels, source: str) -> str:
+    """Data-dependent BatchNorm statistics for a random-weight model (``models.init``);
+    returns what the card records."""
+    from ..models.init import MAX_IMAGES, init_batchnorm_statistics
+
+    images = pixels[:MAX_IMAGES]
+    init_batchnorm_statistics(model, spec.preprocessing.apply(images))
+    return f"random weights; BatchNorm statistics from {len(images)} {source} images"

@@ -43,27 +43,78 @@ class Augment:
 
 
 #: standard: Inception-style random resized crop (8-100 % of the area) and flips, for photos.
-#: light: crops keeping >= 60 % of the area, no flip: for symbols such as digits, where a
-#: mirrored 2 or 7 is not a 2 or 7 and a small crop can cut a 7 into a 1.
+#: light: crops keeping >= 60 % of the area, no flip: for small images and small datasets,
+#: and symbols such as digits, where a mirrored 2 or 7 is not a 2 or 7 and a small crop can
+#: cut a 7 into a 1.
 AUGMENT_PRESETS = {
     "standard": Augment((0.08, 1.0), flip=True),
     "light": Augment((0.6, 1.0), (0.8, 1.25), flip=False),
     "none": Augment(None, flip=False),
 }
 
+#: "auto" picks light when the images' shorter side is below SMALL_IMAGE_PX (an 8 % crop of
+#: a 32x32 image is a 9x9 patch blown up to the input) or a class averages fewer than
+#: SMALL_DATASET_PER_CLASS training images (the standard preset is ImageNet's, made for
+#: ~1,300 per class and long runs; see the README's Training section).
+SMALL_IMAGE_PX = 64
+SMALL_DATASET_PER_CLASS = 100
+#: how many files' headers auto reads to measure a folder's image sizes
+SIZE_SAMPLE = 100
 
-def resolve_augment(augment, source: str) -> Augment:
-    """An Augment from a preset name, "auto" (light for the digits, standard otherwise) or an
-    Augment."""
+
+def auto_augment(sizes, per_class: float) -> tuple[str, str]:
+    """"light" or "standard" and why, from ``sizes`` (the (width, height) of a sample of the
+    images; empty when unknown) and the training images per class."""
+    if sizes:
+        shorter = int(np.median([min(size) for size in sizes]))
+        if len(set(sizes)) == 1:
+            images = "images {}x{} px".format(*sizes[0])
+        else:
+            images = f"images {shorter} px on the shorter side (median of {len(sizes)} read)"
+        if shorter < SMALL_IMAGE_PX:
+            return "light", f"auto: {images}, below {SMALL_IMAGE_PX} px"
+    else:
+        images = "image size unknown"
+    if per_class < SMALL_DATASET_PER_CLASS:
+        return "light", (f"auto: {int(per_class)} training images per class, fewer than "
+                         f"{SMALL_DATASET_PER_CLASS}")
+    return "standard", (f"auto: {images}, {int(per_class)} training images per class "
+                        f"(light is for under {SMALL_IMAGE_PX} px or "
+                        f"{SMALL_DATASET_PER_CLASS} per class)")
+
+
+def resolve_augment(augment, sizes=(), per_class: float = float("inf")
+                    ) -> tuple[str, Augment, str]:
+    """(preset name, Augment, why) from a preset name, "auto" (``auto_augment`` on
+    ``sizes`` and ``per_class``) or an Augment."""
     if isinstance(augment, Augment):
-        return augment
-    name = augment or "auto"
+        return "custom", augment, "requested"
+    name, reason = augment or "auto", "requested"
     if name == "auto":
-        name = "light" if source == BUILTIN else "standard"
+        name, reason = auto_augment(sizes, per_class)
     if name not in AUGMENT_PRESETS:
         raise EdgecnnError(f"augmentation must be auto, {', '.join(AUGMENT_PRESETS)}; got "
                            f"{augment!r}")
-    return AUGMENT_PRESETS[name]
+    return name, AUGMENT_PRESETS[name], reason
+
+
+def sample_image_sizes(files, sample: int = SIZE_SAMPLE, seed: int = 0
+                       ) -> list[tuple[int, int]]:
+    """(width, height) of up to ``sample`` of ``files`` (a seeded random pick), read from
+    the file headers without decoding."""
+    from PIL import Image
+
+    if len(files) > sample:
+        pick = np.random.default_rng(seed).choice(len(files), sample, replace=False)
+        files = [files[i] for i in np.sort(pick)]
+    sizes = []
+    for path in files:
+        try:
+            with Image.open(path) as im:
+                sizes.append(tuple(im.size))
+        except Exception:  # PIL raises many types for broken files
+            continue
+    return sizes
 
 
 @dataclass
@@ -79,7 +130,7 @@ class Splits:
     steps_per_epoch: int
     source: str                       # "digits", "folder:<path>" or "tfds:<name>"
     skipped: int = 0                  # unreadable or non-image files left out
-    augment: dict = field(default_factory=dict)
+    augment: dict = field(default_factory=dict)  # preset, reason, crop_scale, crop_ratio, flip
 
     @property
     def num_classes(self) -> int:
@@ -279,13 +330,15 @@ def _tfds_source(name: str, data_dir: str | None, val_split: float, seed: int):
                            f"its folder with --data-dir") from None
     counts = (builder.info.splits[train_split].num_examples,
               builder.info.splits[val_split_name].num_examples)
+    height, width = (tuple(getattr(features["image"], "shape", None) or ()) + (None,) * 2)[:2]
+    sizes = [(width, height)] if height and width else []
 
     def to_rgb(image, label):
         image = tf.cond(tf.shape(image)[-1] == 1, lambda: tf.image.grayscale_to_rgb(image),
                         lambda: image[..., :3])
         return tf.cast(image, tf.uint8), tf.cast(label, tf.int64)
 
-    return (train_ds.map(to_rgb), val_ds.map(to_rgb), class_names, counts)
+    return train_ds.map(to_rgb), val_ds.map(to_rgb), class_names, counts, sizes
 
 
 # --- the pipeline --------------------------------------------------------------------------
@@ -301,7 +354,9 @@ def make_splits(size: int, *, data_dir: str | None = None, dataset: str | None =
     unreadable is skipped and counted); or dataset: ``"digits"`` (built-in, offline) or a
     TensorFlow Datasets name already on disk (tfds_dir: its data_dir). val_split: the
     validation fraction (class-stratified; a TFDS dataset's own validation/test split is
-    used when it has one). augment: "auto" | "standard" | "light" | "none" | an Augment.
+    used when it has one). augment: "auto" | "standard" | "light" | "none" | an Augment;
+    auto is light for small images or few images per class, else standard (``auto_augment``;
+    the choice and why are in ``Splits.augment``).
     normalization: a Preprocessing to apply (None: raw 0-255 pixels, what edgecnn's
     deployable models take). cache: keep decoded images in memory (True) or in a file
     (a path). limit: use at most this many images (a class-mixed random subset).
@@ -327,10 +382,11 @@ def make_splits(size: int, *, data_dir: str | None = None, dataset: str | None =
         val_src = tf.data.Dataset.from_tensor_slices((data.images[val_idx],
                                                       data.labels[val_idx]))
         counts = (len(train_idx), len(val_idx))
+        sizes = [(8, 8)]  # scikit-learn's digits, before upscaling
     elif dataset is not None:
         source = f"tfds:{dataset}"
-        train_src, val_src, class_names, counts = _tfds_source(dataset, tfds_dir,
-                                                               val_split, seed)
+        train_src, val_src, class_names, counts, sizes = _tfds_source(dataset, tfds_dir,
+                                                                      val_split, seed)
         if limit is not None:
             train_src = train_src.take(limit)
             val_src = val_src.take(max(1, int(round(limit * val_split))))
@@ -362,11 +418,12 @@ def make_splits(size: int, *, data_dir: str | None = None, dataset: str | None =
 
         train_src, val_src = from_files(train_idx), from_files(val_idx)
         counts = (len(train_idx), len(val_idx))
+        sizes = sample_image_sizes(files, seed=seed)
     if counts[0] == 0 or counts[1] == 0:
         raise EdgecnnError(f"{source} gives {counts[0]} training and {counts[1]} validation "
                            f"images; both splits need images")
 
-    aug = resolve_augment(augment, BUILTIN if source == BUILTIN else source)
+    preset, aug, reason = resolve_augment(augment, sizes, counts[0] / len(class_names))
 
     def cached(ds, suffix):
         if cache is True:
@@ -400,7 +457,7 @@ def make_splits(size: int, *, data_dir: str | None = None, dataset: str | None =
     val = val.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(options)
     plain = plain.batch(batch_size).prefetch(tf.data.AUTOTUNE)
     return Splits(train, val, plain, class_names, counts[0], counts[1], steps, source, skipped,
-                  aug.as_dict())
+                  {"preset": preset, "reason": reason, **aug.as_dict()})
 
 
 def mixup(dataset, alpha: float, num_classes: int, seed: int | None = None):

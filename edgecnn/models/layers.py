@@ -6,6 +6,8 @@ tensors, which would become TFOpLambda layers that tfmot refuses), serializable 
 ``edgecnn`` package, and registered with tfmot's default 8-bit scheme so that a plain
 ``tfmot.quantization.keras.quantize_model(model)`` works on every edgecnn model.
 """
+import numpy as np
+
 from .._keras import keras, tf
 
 _SIXTH = 1.0 / 6.0
@@ -122,6 +124,22 @@ class DepthwiseAveragePooling2D(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides}
+
+
+@keras.saving.register_keras_serializable(package="edgecnn")
+class Fixed(keras.constraints.Constraint):
+    """Holds a weight at a fixed value whatever an optimizer does (the pixel normalization
+    of a deployable model: inside a tfmot wrapper ``trainable=False`` does not keep it out
+    of training). Here, with the layers, so that loading a saved model finds it."""
+
+    def __init__(self, value):
+        self.value = np.asarray(value, np.float32).tolist()
+
+    def __call__(self, w):
+        return tf.reshape(tf.constant(self.value, dtype=w.dtype), tf.shape(w))
+
+    def get_config(self):
+        return {"value": self.value}
 
 
 # Layers without weights whose output tfmot must quantize (fake-quant on the output, as

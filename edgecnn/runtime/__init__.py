@@ -6,7 +6,8 @@ from .bench import benchmark
 from .evaluate import classification_metrics, evaluate_tflite
 from .predict import predict_images
 from .tflite import (analyze, embed_card, input_spec, load_interpreter, read_card,
-                     run_logits)
+                     read_model, run_logits)
 
 __all__ = ["analyze", "benchmark", "classification_metrics", "embed_card", "evaluate_tflite",
-           "input_spec", "load_interpreter", "predict_images", "read_card", "run_logits"]
+           "input_spec", "load_interpreter", "predict_images", "read_card", "read_model",
+           "run_logits"]

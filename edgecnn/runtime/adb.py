@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ..errors import EdgecnnError
 from .bench import is_noisy, spread_ratio
+from .tflite import read_model
 
 REMOTE_DIR = "/data/local/tmp"
 REMOTE_BINARY = f"{REMOTE_DIR}/benchmark_model"
@@ -248,16 +249,6 @@ def check_binary(binary: str) -> str:
     return arch
 
 
-def _check_model_file(path: str) -> None:
-    if not os.path.isfile(path):
-        raise EdgecnnError(f"model file {path} does not exist")
-    with open(path, "rb") as f:
-        head = f.read(8)
-    if len(head) < 8 or head[4:8] != b"TFL3":
-        raise EdgecnnError(f"{path} is not a TFLite model (no TFL3 identifier); give a .tflite "
-                           f"file written by a TFLite converter")
-
-
 def _remote_model(path: str) -> str:
     name = re.sub(r"[^A-Za-z0-9._-]", "_", os.path.basename(path))
     return f"{REMOTE_DIR}/edgecnn_{name}"
@@ -377,7 +368,7 @@ def benchmark_adb(models, binary: str, serials=None, threads=(1,), runs=None, wa
     if any(t < 1 for t in threads_list):
         raise EdgecnnError(f"threads must be >= 1, got {threads_list}")
     for path in models:
-        _check_model_file(path)
+        read_model(path)  # missing or damaged: one line here, not a failure on the device
     arch = check_binary(binary)
     adb = find_adb(adb)
     serials = choose_serials(adb, list(serials or []))

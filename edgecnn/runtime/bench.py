@@ -16,7 +16,8 @@ import time
 import numpy as np
 
 from ..errors import EdgecnnError
-from .tflite import input_spec, load_interpreter, quantize_pixels, read_card
+from .tflite import (check_runs, input_spec, load_interpreter, quantize_pixels, read_card,
+                     read_model)
 
 # benchmark_model's defaults (tensorflow/lite/tools/benchmark/benchmark_model.cc): at least
 # 50 runs and at least 1 s; at least 1 warmup run and at least 0.5 s of warmup; 150 s cap.
@@ -83,15 +84,15 @@ def _release_free_memory() -> None:
 _PROCESS_WARM: set[bool] = set()
 
 
-def _warm_process(path: str, xnnpack: bool) -> None:
+def _warm_process(data: bytes, card: dict | None, xnnpack: bool, name: str) -> None:
     """Once per process and delegate choice: load and run the model in a throwaway
     interpreter, so that LiteRT's one-time costs (code pages, delegate setup) are paid
     before measuring and every model in a comparison is measured alike."""
     if xnnpack in _PROCESS_WARM:
         return
-    interpreter = load_interpreter(path, threads=1, xnnpack=xnnpack)
+    interpreter = load_interpreter(data, threads=1, xnnpack=xnnpack, name=name)
     try:
-        make_inputs(interpreter, read_card(path))  # numpy.random's code, too
+        make_inputs(interpreter, card)  # numpy.random's code, too
         interpreter.invoke()
     except (RuntimeError, ValueError):  # EdgecnnError included
         pass  # reported by the measured run
@@ -307,6 +308,20 @@ def machine_info() -> dict:
     return info
 
 
+def _reread(path: str, checked: bytes) -> bytes:
+    """The file read again inside the measured load (as a device reads it), and the same
+    bytes that were checked: a file still being copied is refused, not run."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise EdgecnnError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if data != checked:
+        raise EdgecnnError(f"{path} changed while it was being benchmarked; run again once "
+                           f"it is complete")
+    return data
+
+
 def benchmark(path, threads: int = 1, runs: int | None = None, warmup: int | None = None,
               min_seconds: float | None = None, xnnpack: bool = True, input: str | None = None,
               *, warmup_seconds: float | None = None,
@@ -334,22 +349,32 @@ def benchmark(path, threads: int = 1, runs: int | None = None, warmup: int | Non
         warmup = _check_count(warmup, "warmup", 0)
     warmup_seconds = _check_seconds(warmup_seconds or 0.0, "warmup_seconds")
     max_seconds = _check_seconds(max_seconds, "max_seconds")
-    if not os.path.isfile(path):
-        raise EdgecnnError(f"model file {path} does not exist")
-    card = read_card(path)  # also checks that this is a .tflite
+    checked = read_model(path)  # a damaged file: one line, before LiteRT sees it
+    card = read_card(checked, name=path)
 
-    _warm_process(path, bool(xnnpack))
+    _warm_process(checked, card, bool(xnnpack), path)
     memory = _MemoryProbe()
     _release_free_memory()
     memory.start()
+
+    def load():
+        return load_interpreter(_reread(path, checked), threads=threads, xnnpack=xnnpack,
+                                name=path, checked=True)
+
+    check_runs(load, path)  # in a child first: LiteRT does not survive every damaged model
     t0 = time.perf_counter_ns()
-    interpreter = load_interpreter(path, threads=threads, xnnpack=xnnpack)
+    interpreter = load()
     init_ms = (time.perf_counter_ns() - t0) / 1e6
     init_growth = memory.current_growth()
 
-    arrays, input_info = make_inputs(interpreter, card, input, seed=seed)
-    for detail, tensor in zip(interpreter.get_input_details(), arrays):
-        interpreter.set_tensor(detail["index"], tensor)
+    try:
+        arrays, input_info = make_inputs(interpreter, card, input, seed=seed)
+        for detail, tensor in zip(interpreter.get_input_details(), arrays):
+            interpreter.set_tensor(detail["index"], tensor)
+    except EdgecnnError:
+        raise
+    except (ValueError, RuntimeError) as exc:  # inputs LiteRT refuses: a damaged model
+        raise EdgecnnError(f"LiteRT cannot run {path}: {str(exc).splitlines()[0]}") from None
     invoke = interpreter.invoke
 
     gc_was_enabled = gc.isenabled()

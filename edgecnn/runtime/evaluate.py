@@ -140,18 +140,20 @@ def evaluate_folder(run: Callable[[np.ndarray], np.ndarray], data_dir: str, size
 
 # --- the .tflite side ------------------------------------------------------------------------
 
-def card_class_names(card: dict | None, num_outputs: int) -> list[str] | None:
+def card_class_names(card: dict | None, num_outputs: int,
+                     name: str = "the model") -> list[str] | None:
     """The class names a card records (``labels``), checked against the model's outputs."""
     labels = (card or {}).get("labels")
     if not labels:
         return None
     if len(labels) != num_outputs:
-        raise EdgecnnError(f"the model card has {len(labels)} labels but the model has "
+        raise EdgecnnError(f"{name}: the model card has {len(labels)} labels but the model has "
                            f"{num_outputs} outputs; re-convert it with edgecnn convert --data")
     return [str(label) for label in labels]
 
 
-def card_pixels_fn(card: dict | None, spec: dict) -> Callable[[np.ndarray], np.ndarray]:
+def card_pixels_fn(card: dict | None, spec: dict,
+                   name: str = "this .tflite") -> Callable[[np.ndarray], np.ndarray]:
     """Raw RGB pixels (0-255) -> what the .tflite's input expects, per its model card.
 
     edgecnn models normalize inside the graph (``preprocessing.inside_model``): every
@@ -159,19 +161,21 @@ def card_pixels_fn(card: dict | None, spec: dict) -> Callable[[np.ndarray], np.n
     uint8 input). A card that says otherwise gives ``mean``/``std`` to apply first.
     """
     if card is None:
-        raise EdgecnnError("this .tflite has no edgecnn model card, so its preprocessing and "
-                           "labels are unknown; use a model written by edgecnn convert")
+        raise EdgecnnError(f"{name} has no edgecnn model card, so its preprocessing and "
+                           f"labels are unknown; use a model written by edgecnn convert")
     pre = card.get("preprocessing") or {}
     if pre.get("inside_model", False):
         return lambda pixels: pixels
-    if "mean" not in pre or "std" not in pre:
-        raise EdgecnnError("the model card gives no preprocessing (mean and std); re-convert "
-                           "the model with edgecnn convert")
-    mean = np.asarray(pre["mean"], np.float32)
-    std = np.asarray(pre["std"], np.float32)
+    mean = np.asarray(pre.get("mean") or [], np.float32)
+    std = np.asarray(pre.get("std") or [], np.float32)
+    if mean.size not in (1, 3) or std.size not in (1, 3) or not (std > 0).all():
+        raise EdgecnnError(f"{name}: the model card gives no preprocessing (mean and std, "
+                           f"one or three each, std > 0); re-convert the model with edgecnn "
+                           f"convert")
     if spec["dtype"] != "float32":
-        raise EdgecnnError("the model card says the integer input is normalized outside the "
-                           "model, which edgecnn cannot feed; re-convert with edgecnn convert")
+        raise EdgecnnError(f"{name}: the model card says the integer input is normalized "
+                           f"outside the model, which edgecnn cannot feed; re-convert with "
+                           f"edgecnn convert")
     return lambda pixels: np.asarray(pixels, np.float32) / std - mean / std
 
 
@@ -179,7 +183,7 @@ class TfliteModel:
     """A .tflite with its card: input size, class names and a pixels -> logits function."""
 
     def __init__(self, path: str, threads: int = 1):
-        self.path = path
+        self.path = path = os.fspath(path)
         self.card = rt.read_card(path)
         self.interpreter = rt.load_interpreter(path, threads=threads)
         self.spec = rt.input_spec(self.interpreter)
@@ -189,15 +193,15 @@ class TfliteModel:
                                f"models (1, size, size, 3)")
         self.size = int(shape[1])
         self.num_outputs = int(np.prod(self.interpreter.get_output_details()[0]["shape"][1:]))
-        self._prepare = card_pixels_fn(self.card, self.spec)
-        self.class_names = card_class_names(self.card, self.num_outputs)
+        self._prepare = card_pixels_fn(self.card, self.spec, path)
+        self.class_names = card_class_names(self.card, self.num_outputs, path)
 
     def labels(self) -> list[str]:
         """The card's class names, else the output indices as text."""
         return self.class_names or [str(i) for i in range(self.num_outputs)]
 
     def logits(self, pixels: np.ndarray) -> np.ndarray:
-        return rt.run_logits(self.interpreter, self._prepare(pixels))
+        return rt.run_logits(self.interpreter, self._prepare(pixels), self.path)
 
 
 def evaluate_tflite(path: str, data_dir: str, *, top_k: int = 5, threads: int = 1,

@@ -9,6 +9,8 @@ import numpy as np
 
 from .._quiet import native_stderr_silenced
 from ..errors import EdgecnnError
+from .sandbox import failure_in_child
+from .verify import HINT, parse_card, verify_model
 
 CARD_KEY = "edgecnn"
 # Ops at the model boundary that convert between the io dtype and int8 (not compute ops).
@@ -16,35 +18,102 @@ BOUNDARY_OPS = {"QUANTIZE", "DEQUANTIZE"}
 INT_TYPES = (np.int8, np.uint8)
 
 
-def _read_bytes(path_or_bytes) -> bytes:
+def _name(path_or_bytes, name: str | None) -> str:
+    if name:
+        return name
+    return "the model" if isinstance(path_or_bytes, (bytes, bytearray, memoryview)) else \
+        os.fspath(path_or_bytes)
+
+
+def _read_verified(path_or_bytes, name: str | None = None) -> tuple[bytes, dict]:
+    name = _name(path_or_bytes, name)
     if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
-        return bytes(path_or_bytes)
-    path = os.fspath(path_or_bytes)
-    if not os.path.isfile(path):
-        raise EdgecnnError(f"model file {path} does not exist")
-    with open(path, "rb") as f:
-        data = f.read()
-    if len(data) < 8 or data[4:8] != b"TFL3":
-        raise EdgecnnError(f"{path} is not a TFLite model (no TFL3 identifier); give a .tflite "
-                           f"file written by a TFLite converter")
-    return data
+        data = bytes(path_or_bytes)
+    else:
+        path = os.fspath(path_or_bytes)
+        if os.path.isdir(path):
+            raise EdgecnnError(f"{path} is a folder, not a .tflite file; give the model file")
+        if not os.path.isfile(path):
+            raise EdgecnnError(f"model file {path} does not exist")
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            raise EdgecnnError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return data, verify_model(data, name)
 
 
-def load_interpreter(path_or_bytes, threads: int = 1, xnnpack: bool = True):
-    """An allocated LiteRT interpreter; XNNPACK is LiteRT's default CPU delegate."""
+def read_model(path_or_bytes, name: str | None = None) -> bytes:
+    """The bytes of a .tflite, checked before anything reads them (``verify.verify_model``):
+    a missing, unreadable, empty, foreign or damaged file is a one-line EdgecnnError that
+    names it (``name``: how to call bytes in messages)."""
+    return _read_verified(path_or_bytes, name)[0]
+
+
+def _interpreter(data: bytes, threads: int, xnnpack: bool):
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    data = _read_bytes(path_or_bytes)
     resolver = OpResolverType.AUTO if xnnpack else \
         OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    try:
-        with native_stderr_silenced():  # "INFO: Created TensorFlow Lite XNNPACK delegate"
-            interpreter = Interpreter(model_content=data, num_threads=int(threads),
-                                      experimental_op_resolver_type=resolver)
-            interpreter.allocate_tensors()
-    except (ValueError, RuntimeError) as exc:
-        raise EdgecnnError(f"LiteRT cannot load this model: {str(exc).splitlines()[0]}") from None
+    with native_stderr_silenced():  # "INFO: Created TensorFlow Lite XNNPACK delegate"
+        interpreter = Interpreter(model_content=data, num_threads=int(threads),
+                                  experimental_op_resolver_type=resolver)
+        interpreter.allocate_tensors()
     return interpreter
+
+
+def _invoke_zeros(interpreter) -> None:
+    """What edgecnn's readers do with an interpreter: its details, inputs set, one run,
+    outputs read."""
+    interpreter._get_ops_details()
+    interpreter.get_tensor_details()
+    for detail in interpreter.get_input_details():
+        interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
+    with native_stderr_silenced():
+        interpreter.invoke()
+    for detail in interpreter.get_output_details():
+        interpreter.get_tensor(detail["index"])
+
+
+def check_runs(load, name: str = "the model") -> None:
+    """An EdgecnnError when LiteRT fails or crashes doing ``load()`` (make an allocated
+    interpreter of verified bytes) and one inference, tried in a forked child
+    (``sandbox``) right before the caller does the same in this process."""
+    import ai_edge_litert.interpreter  # noqa: F401  (imported here, not in every child)
+
+    held = []
+    failure = failure_in_child([("loading it", lambda: held.append(load())),
+                                ("running it", lambda: _invoke_zeros(held[0]))])
+    if failure is None:
+        return
+    what, why = failure
+    if why.startswith("crashed with"):
+        raise EdgecnnError(f"{name}: not a valid .tflite (LiteRT {why} {what} in a test "
+                           f"process: its graph is damaged); {HINT}")
+    raise EdgecnnError(f"{name}: LiteRT failed {what}: {why}")
+
+
+def load_interpreter(path_or_bytes, threads: int = 1, xnnpack: bool = True, *,
+                     name: str | None = None, checked: bool = False):
+    """An allocated LiteRT interpreter; XNNPACK is LiteRT's default CPU delegate.
+
+    The model is verified, then loaded and run once in a child process (``check_runs``),
+    so a damaged file is a one-line EdgecnnError, never a crash; ``checked``: the caller
+    did both for these bytes (keeps the check out of a timed load).
+    """
+    name = _name(path_or_bytes, name)
+    data = path_or_bytes if checked else read_model(path_or_bytes, name)
+    if not checked:
+        check_runs(lambda: _interpreter(data, threads, xnnpack), name)
+    try:
+        return _interpreter(data, threads, xnnpack)
+    except (ValueError, RuntimeError) as exc:
+        raise EdgecnnError(f"{name}: LiteRT cannot load it: {_first_line(exc)}") from None
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 # --- the model card in the metadata table -------------------------------------------------
@@ -55,19 +124,17 @@ def _schema():
     return schema
 
 
-def read_card(path_or_bytes) -> dict | None:
-    """The edgecnn model card embedded in a .tflite's metadata, or None."""
-    schema = _schema()
-    data = _read_bytes(path_or_bytes)
-    model = schema.Model.GetRootAs(data, 0)
-    for i in range(model.MetadataLength()):
-        meta = model.Metadata(i)
-        if meta.Name() and meta.Name().decode() == CARD_KEY:
-            raw = model.Buffers(meta.Buffer()).DataAsNumpy()
-            try:
-                return json.loads(bytes(raw).decode("utf-8"))
-            except (ValueError, UnicodeDecodeError):
-                raise EdgecnnError("the model's edgecnn metadata is not valid JSON") from None
+def read_card(path_or_bytes, name: str | None = None) -> dict | None:
+    """The edgecnn model card embedded in a .tflite's metadata, checked for the types its
+    readers use (``verify.parse_card``), or None when it has none."""
+    name = _name(path_or_bytes, name)
+    data, model = _read_verified(path_or_bytes, name)
+    for meta in model["metadata"] or []:
+        if meta["name"] == CARD_KEY:
+            buffer = model["buffers"][meta["buffer"]]
+            start, size = (buffer["offset"], buffer["size"]) if buffer["offset"] > 1 else \
+                buffer["data"] or (0, 0)
+            return parse_card(data[start:start + size], name)
     return None
 
 
@@ -118,10 +185,11 @@ def _partitions(ops) -> tuple[int, set[int]]:
     return len(delegates), inside
 
 
-def analyze(path_or_bytes, threads: int = 1) -> dict:
+def analyze(path_or_bytes, threads: int = 1, *, name: str | None = None) -> dict:
     """Op histogram, int8 coverage and XNNPACK partitions of a .tflite."""
-    data = _read_bytes(path_or_bytes)
-    interpreter = load_interpreter(data, threads=threads, xnnpack=True)
+    name = _name(path_or_bytes, name)
+    data = read_model(path_or_bytes, name)
+    interpreter = load_interpreter(data, threads=threads, xnnpack=True, name=name)
     ops = interpreter._get_ops_details()
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
     compute = [o for o in ops if o["op_name"] != "DELEGATE"]
@@ -136,6 +204,8 @@ def analyze(path_or_bytes, threads: int = 1) -> dict:
             float_ops.append(o["op_name"])
     partitions, inside = _partitions(ops)
     outside = Counter(o["op_name"] for o in compute if o["index"] not in inside)
+    refusals = _refusals(data, [o for o in compute if o["index"] not in inside and
+                                o["op_name"] not in BOUNDARY_OPS])
     inp = interpreter.get_input_details()[0]
     return {
         "size_bytes": len(data),
@@ -145,8 +215,36 @@ def analyze(path_or_bytes, threads: int = 1) -> dict:
         "float_ops": dict(Counter(float_ops)),
         "xnnpack_partitions": partitions,
         "ops_outside_xnnpack": dict(outside),
+        "xnnpack_refusals": refusals,
         "input_dtype": np.dtype(inp["dtype"]).name,
     }
+
+
+def _refusals(data: bytes, outside: list) -> list[dict]:
+    """Each compute op left outside the delegate, with the reason: the quantization-scale
+    bound it breaks (``runtime.xnnpack``), or that XNNPACK has no kernel for it."""
+    if not outside:
+        return []
+    from .xnnpack import scale_refusals
+
+    by_scale = scale_refusals(data)
+    return [{"index": int(o["index"]), "op": o["op_name"],
+             "reason": by_scale.get(int(o["index"]),
+                                    f"XNNPACK does not run this {o['op_name']} (op type or "
+                                    f"its tensor types)")} for o in outside]
+
+
+def describe_split(analysis: dict) -> str:
+    """One sentence on why an int8 graph is not integer-only and whole on XNNPACK."""
+    parts = [f"int8 graph not whole on XNNPACK: {analysis['xnnpack_partitions']} partition(s)"]
+    if analysis["float_ops"]:
+        parts.append(f"float ops {analysis['float_ops']}")
+    refusals = analysis.get("xnnpack_refusals") or []
+    if refusals:
+        shown = "; ".join(f"{r['op']} #{r['index']}: {r['reason']}" for r in refusals[:3])
+        more = f" (and {len(refusals) - 3} more)" if len(refusals) > 3 else ""
+        parts.append(f"outside: {shown}{more}")
+    return ", ".join(parts)
 
 
 # --- running -------------------------------------------------------------------------------
@@ -174,7 +272,7 @@ def quantize_pixels(pixels: np.ndarray, spec: dict) -> np.ndarray:
     return (np.clip(np.round(x), 0, 255) - 128).astype(np.int8)
 
 
-def run_logits(interpreter, pixels: np.ndarray) -> np.ndarray:
+def run_logits(interpreter, pixels: np.ndarray, name: str = "the model") -> np.ndarray:
     """Run images (N, H, W, 3) of raw pixels one by one; float logits (N, classes)."""
     spec = input_spec(interpreter)
     in_index = interpreter.get_input_details()[0]["index"]
@@ -182,9 +280,12 @@ def run_logits(interpreter, pixels: np.ndarray) -> np.ndarray:
     scale, zero_point = out["quantization"]
     results = []
     for image in np.asarray(pixels):
-        interpreter.set_tensor(in_index, quantize_pixels(image[None], spec))
-        interpreter.invoke()
-        y = interpreter.get_tensor(out["index"]).astype(np.float32)
+        try:
+            interpreter.set_tensor(in_index, quantize_pixels(image[None], spec))
+            interpreter.invoke()
+            y = interpreter.get_tensor(out["index"]).astype(np.float32)
+        except (ValueError, RuntimeError) as exc:
+            raise EdgecnnError(f"{name}: LiteRT cannot run it: {_first_line(exc)}") from None
         if out["dtype"] != np.float32 and scale:
             y = (y - zero_point) * scale
         results.append(y.reshape(-1))
