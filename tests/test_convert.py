@@ -268,6 +268,17 @@ def test_card_is_embedded_and_written_beside(tmp_path):
     assert embedded["model"]["name"] == "mobilenet_v3_small"
     assert embedded["versions"]["tfmot"] and embedded["versions"]["litert"]
     assert embedded["labels"][3] == "3"
+    # LiteRT's signature runner (and Android's runSignature) find the input and output under
+    # serving_default, as in a SavedModel-based conversion
+    interpreter = load_interpreter(path)
+    assert interpreter.get_signature_list() == {
+        "serving_default": {"inputs": ["pixels"], "outputs": ["output_0"]}}
+    by_signature = interpreter.get_signature_runner()(pixels=pixels[:1].astype("uint8"))
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"],
+                           pixels[:1].astype("uint8"))
+    interpreter.invoke()
+    assert (by_signature["output_0"] ==
+            interpreter.get_tensor(interpreter.get_output_details()[0]["index"])).all()
 
 
 def test_float_model_needs_calibration_data_for_int8(tmp_path):
@@ -334,23 +345,3 @@ def test_every_family_trained_int8_agrees(name, photos, tmp_path):
         bigger.set_weights(model.get_weights())
         assert_int8_whole(edgecnn.convert(bigger, tmp_path / f"{size}.tflite", "int8",
                                           representative_data=photos(size)))
-
-
-def test_converted_model_has_a_serving_signature(tmp_path):
-    """LiteRT's signature runner (and Android's runSignature) find the model's input and
-    output under ``serving_default``, as in a SavedModel-based conversion."""
-    from edgecnn.runtime.tflite import load_interpreter
-
-    model, pixels = realistic("mobilenet_v3_small", size=32, samples=4)
-    edgecnn.convert(model, tmp_path / "m.tflite", "int8", representative_data=pixels)
-    interpreter = load_interpreter(tmp_path / "m.tflite")
-    assert interpreter.get_signature_list() == {
-        "serving_default": {"inputs": ["pixels"], "outputs": ["output_0"]}}
-    out = interpreter.get_signature_runner()(pixels=pixels[:1].astype("uint8"))["output_0"]
-    assert (out == run_logits_raw(interpreter, pixels[:1])).all()
-
-
-def run_logits_raw(interpreter, pixels):
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], pixels.astype("uint8"))
-    interpreter.invoke()
-    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
