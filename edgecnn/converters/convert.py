@@ -233,7 +233,7 @@ def convert(model, output_path, precision: str = "float32", representative_data=
     seconds = time.perf_counter() - start
 
     analysis = rt.analyze(model_bytes)
-    interpreter = rt.load_interpreter(model_bytes)
+    interpreter = rt.load_interpreter(model_bytes, checked=True)  # analyze just tried these bytes
     agreement, accuracy = _agreement(deploy_model, interpreter, validation, validation_labels)
     inp = rt.input_spec(interpreter)
     out_detail = interpreter.get_output_details()[0]
