@@ -92,7 +92,7 @@ def test_result_has_the_schema_and_consistent_statistics(tiny_models):
     assert r["size_bytes"] == os.path.getsize(path)
     assert r["peak_rss_growth_bytes"] >= 0
     assert r["peak_rss_growth_mb"] == pytest.approx(r["peak_rss_growth_bytes"] / 2**20)
-    card = read_card(path)
+    card = read_card(path).to_dict()
     assert r["precision"] == "int8" and r["card_model"]["resolution"] == 32
     assert r["input"]["dtype"] == card["input"]["dtype"] == "uint8"
     assert r["input"]["shape"] == [1, 32, 32, 3]

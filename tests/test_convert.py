@@ -38,7 +38,7 @@ def assert_int8_whole(report):
     assert report.xnnpack_partitions == 1
     # only the uint8 <-> int8 conversions at the model's boundary run outside the delegate
     assert set(report.ops_outside_xnnpack) <= {"QUANTIZE"}
-    assert_raw_pixel_input(report.input, report.preprocessing)
+    assert_raw_pixel_input(report.input.to_dict(), report.preprocessing.to_dict())
 
 
 def assert_raw_pixel_input(spec, preprocessing):
@@ -73,7 +73,7 @@ def test_int8_ptq_is_integer_only_and_one_partition(name, photos, tmp_path):
 def test_int8_qat_is_integer_only_and_one_partition(name, tmp_path):
     model, pixels = realistic(name)
     qat = edgecnn.quantize_aware(model)
-    assert qat.edgecnn_unquantized == ()
+    assert qat.edgecnn.unquantized == ()
     calibrate_ranges(qat, pixels)
     report = edgecnn.convert(qat, tmp_path / "m.tflite", "int8")
     assert_int8_whole(report)
@@ -95,7 +95,7 @@ def test_folding_the_normalization_removes_an_op_and_changes_no_output(io, tmp_p
         runs[fold] = (report, run_logits(interpreter, pixels),
                       interpreter.get_output_details()[0]["quantization"][0])
     (kept, kept_logits, _), (folded, folded_logits, step) = runs[False], runs[True]
-    assert kept.input["normalization_folded"] is None and kept.input["scale"] == 1.0
+    assert kept.input.normalization_folded is None and kept.input.scale == 1.0
     assert_raw_pixel_input(folded.input, folded.preprocessing)
     assert folded.ops["DEPTHWISE_CONV_2D"] == kept.ops["DEPTHWISE_CONV_2D"] - 1
     assert abs(folded_logits - kept_logits).max() <= step + 1e-6  # at most one output step
@@ -118,7 +118,7 @@ def test_folding_a_qat_model_keeps_its_outputs(tmp_path):
         runs[fold] = (report, run_logits(interpreter, pixels),
                       interpreter.get_output_details()[0]["quantization"][0])
     (kept, kept_logits, _), (folded, folded_logits, step) = runs[False], runs[True]
-    assert folded.input["normalization_folded"]
+    assert folded.input.normalization_folded
     assert folded.folds["hard_swish_sixth"] == 0  # a QAT graph is converted as trained
     assert_int8_whole(folded)
     # both graphs carry the input to within half a step (the zero point is an integer);
@@ -220,7 +220,7 @@ def assert_close_to_keras(report, precision):
 def test_float_precisions_match_keras(precision, tmp_path):
     model, pixels = realistic("mobilenet")
     report = edgecnn.convert(model, tmp_path / "m.tflite", precision, validation_data=pixels)
-    assert report.input["dtype"] == "float32" and report.all_int8 is None
+    assert report.input.dtype == "float32" and report.all_int8 is None
     assert_close_to_keras(report, precision)
     if precision == "float32":
         assert report.xnnpack_partitions == 1 and report.ops_outside_xnnpack == {}
@@ -266,7 +266,7 @@ def test_card_is_embedded_and_written_beside(tmp_path):
     path = tmp_path / "m.tflite"
     report = edgecnn.convert(model, path, "int8", representative_data=pixels,
                              labels=[str(i) for i in range(10)])
-    embedded = read_card(path)
+    embedded = read_card(path).to_dict()
     beside = json.loads((tmp_path / "m.json").read_text())
     assert embedded == beside
     assert embedded["size_bytes"] == os.path.getsize(path) == report.size_bytes

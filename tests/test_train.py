@@ -92,7 +92,7 @@ def _check_run(run, summary, splits, method):
                                          _scalars(run / "tensorboard" / "validation")}
 
     tflite = run / "model_int8.tflite"
-    card = rt.read_card(str(tflite))
+    card = rt.read_card(str(tflite)).to_dict()
     assert card == json.loads((run / "model_int8.json").read_text())
     assert card["qat"] == (method == "qat_int8")
     assert card["all_int8"] and card["xnnpack_partitions"] == 1
