@@ -136,7 +136,11 @@ def test_inputs_match_dtype_quantization_and_seed(tiny_models):
 def test_edgecnn_float_models_take_raw_pixels_as_floats():
     pixels = np.array([[[[0, 128, 255]]]], np.uint8)
     spec = {"dtype": "float32", "scale": 0.0, "zero_point": 0, "shape": [1, 1, 1, 3]}
-    x, how = runner._pixels_to_tensor(pixels, spec, {"preprocessing": {"description": "d"}})
+    from edgecnn.runtime.card import ModelCard
+
+    card = ModelCard.from_dict({"input": {"dtype": "float32"},
+                                "preprocessing": {"inside_model": True, "description": "d"}})
+    x, how = runner._pixels_to_tensor(pixels, spec, card, "m.tflite")
     assert x.dtype == np.float32 and x.tolist() == [[[[0.0, 128.0, 255.0]]]]
     assert "raw pixels" in how
 
