@@ -38,23 +38,23 @@ def assert_int8_whole(report):
     assert report.xnnpack_partitions == 1
     # only the uint8 <-> int8 conversions at the model's boundary run outside the delegate
     assert set(report.ops_outside_xnnpack) <= {"QUANTIZE"}
-    assert_raw_pixel_input(report.input.to_dict(), report.preprocessing.to_dict())
+    assert_raw_pixel_input(report.input, report.preprocessing)
 
 
 def assert_raw_pixel_input(spec, preprocessing):
     """The integer input is the raw pixel (uint8) or the pixel minus 128 (int8). With one
     normalization for all channels it lives in the input quantization (the op is folded
     away); per-channel statistics keep the op, and the input scale is 1."""
-    shift = 128 if spec["dtype"] == "int8" else 0
-    mean, std = preprocessing["mean"], preprocessing["std"]
+    shift = 128 if spec.dtype == "int8" else 0
+    mean, std = preprocessing.mean, preprocessing.std
     if len(set(mean)) == 1 and len(set(std)) == 1:
-        assert spec["normalization_folded"]
-        assert spec["scale"] == pytest.approx(1.0 / std[0], rel=1e-4)
+        assert spec.normalization_folded
+        assert spec.scale == pytest.approx(1.0 / std[0], rel=1e-4)
         # scale * (pixel - shift - zero_point) is (pixel - mean) / std within half a step
-        assert abs(spec["zero_point"] + shift - mean[0]) <= 0.5 + 1e-3
+        assert abs(spec.zero_point + shift - mean[0]) <= 0.5 + 1e-3
     else:
-        assert spec["normalization_folded"] is None
-        assert (spec["scale"], spec["zero_point"]) == (1.0, -shift)
+        assert spec.normalization_folded is None
+        assert (spec.scale, spec.zero_point) == (1.0, -shift)
 
 
 @pytest.mark.parametrize("name", FAMILY_REPS)
