@@ -149,11 +149,10 @@ def _info_tflite(path, as_json):
 
     card = read_card(path)  # a folder or a damaged file: a one-line error
     if card is None:  # a .tflite from elsewhere: analyze it
-        card = {"card": None, **analyze(path)}
-        click.echo(json.dumps(card, indent=2))
+        click.echo(json.dumps({"card": None, **analyze(path)}, indent=2))
         return
     if as_json:
-        click.echo(json.dumps(card, indent=2))
+        click.echo(card.to_json())
         return
     from .report import print_conversion
 
@@ -197,13 +196,12 @@ def convert(name, alpha, resolution, rho, num_classes, minimalistic, extra, int8
         options=family_options(minimalistic, extra), precision=precision, qat=qat,
         qat_epochs=qat_epochs, weights=weights, data_dir=data_dir, calib_samples=calib_samples,
         io_dtype=io_dtype, output=output, quiet=as_json, bn_init=bn_init, strict=strict)
-    card = report.to_dict()
     if as_json:
-        click.echo(json.dumps(card, indent=2))
+        click.echo(json.dumps({"path": report.path, **report.to_dict()}, indent=2))
     else:
         from .report import print_conversion
 
-        print_conversion(card, report.path)
+        print_conversion(report, report.path)
 
 
 from .cli_export import export  # noqa: E402

@@ -74,7 +74,7 @@ def eval_cmd(model, data_dir, top_k, plot, threads, as_json):
                                     missing="matplotlib") from None
     with _progress("evaluating", as_json) as progress:
         if kind == "keras":
-            from .models.io import evaluate_keras
+            from .jobs.evaluate import evaluate_keras
 
             result = evaluate_keras(model, data_dir, top_k=top_k, progress=progress)
         else:

@@ -94,8 +94,8 @@ def train(name, data_dir, dataset, tfds_dir, alpha, resolution, minimalistic, ex
     in, logits out), the .tflite with its model card (float and int8 validation accuracy)
     and summary.json. Ctrl-C or a crash loses no completed epoch: continue with --resume.
     """
-    from .train import TrainConfig
-    from .train import train as run_training
+    from .jobs.train import TrainConfig
+    from .jobs.train import train as run_training
 
     if resume_dir is not None:
         if name is not None or data_dir is not None or dataset is not None:

@@ -11,9 +11,12 @@ import json
 import os
 import tempfile
 
+import numpy as np
+
 from ._version import __version__
 from .errors import EdgecnnError
 from .runtime import tflite as rt
+from .runtime.card import ModelCard
 
 BUNDLE_FILE = "edgecnn_bundle.json"
 LABELS_FILE = "labels.txt"
@@ -45,39 +48,41 @@ def app_assets(app_dir: str) -> str:
     return assets
 
 
-def _checked_card(path: str, data: bytes) -> dict:
-    """The model's card, checked for what the app needs to feed and read it."""
-    card = rt.read_card(data, name=path)
+def _checked_card(path: str, data: bytes) -> ModelCard:
+    """The model's card, checked for what the app needs to feed and read it: one image of
+    raw pixels goes through ``ModelCard.pixels_to_input`` and the model, as the app does."""
+    card = ModelCard.read(data, name=path)
     if card is None:
         raise EdgecnnError(f"{path} has no edgecnn model card; the app takes its input and "
                            f"labels from it: convert the model with `edgecnn convert`")
-    inp, out = card.get("input") or {}, card.get("output") or {}
-    shape = inp.get("shape") or []
+    shape = card.input.shape or []
     if len(shape) != 4 or shape[0] != 1 or shape[3] != 3 or shape[1] != shape[2]:
         raise EdgecnnError(f"{path} takes input shape {shape}; the app feeds one square RGB "
                            f"image [1, H, H, 3]")
-    if inp.get("dtype") not in INPUT_DTYPES:
-        raise EdgecnnError(f"{path} takes {inp.get('dtype')} input; the app feeds "
+    if card.input.dtype not in INPUT_DTYPES:
+        raise EdgecnnError(f"{path} takes {card.input.dtype} input; the app feeds "
                            f"{', '.join(INPUT_DTYPES)}")
-    classes = (out.get("shape") or [0])[-1]
-    labels = card.get("labels")
-    if labels is not None and len(labels) != classes:
-        raise EdgecnnError(f"{path}'s card has {len(labels)} labels for {classes} outputs")
+    classes = card.output.classes or 0
+    if card.labels is not None and len(card.labels) != classes:
+        raise EdgecnnError(f"{path}'s card has {len(card.labels)} labels for {classes} outputs")
     interpreter = rt.load_interpreter(data, name=path)  # a one-line error if LiteRT refuses it
-    if rt.input_spec(interpreter)["shape"] != [int(s) for s in shape]:
-        raise EdgecnnError(f"{path}'s card says input {shape}, the model has "
-                           f"{rt.input_spec(interpreter)['shape']}; re-convert the model")
+    spec = rt.input_spec(interpreter)
+    if spec["shape"] != [int(s) for s in shape] or spec["dtype"] != card.input.dtype:
+        raise EdgecnnError(f"{path}'s card says input {card.input.dtype} {shape}, the model "
+                           f"has {spec['dtype']} {spec['shape']}; re-convert the model")
     outputs = [int(s) for s in interpreter.get_output_details()[0]["shape"]]
-    if outputs != out["shape"]:
-        raise EdgecnnError(f"{path}'s card says output {out['shape']}, the model has "
+    if outputs != card.output.shape:
+        raise EdgecnnError(f"{path}'s card says output {card.output.shape}, the model has "
                            f"{outputs}; re-convert the model")
+    pixels = np.full((1, *shape[1:]), 128, np.uint8)  # what the app feeds: raw camera pixels
+    rt.run_logits(interpreter, pixels, path, lambda x: card.pixels_to_input(x, path))
     return card
 
 
-def _labels_text(card: dict) -> str:
-    labels = card.get("labels")
+def _labels_text(card: ModelCard) -> str:
+    labels = card.labels
     if labels is None:  # no class names known: the app shows "class i"
-        labels = [f"class {i}" for i in range(card["output"]["shape"][-1])]
+        labels = [f"class {i}" for i in range(card.output.classes)]
     return "".join(f"{' '.join(str(label).split())}\n" for label in labels)
 
 
@@ -145,18 +150,18 @@ def export_android(model_path: str, app_dir: str = "android_demo") -> dict:
         "model": model_name,
         "card": card_name,
         "labels": LABELS_FILE,
-        "name": (card.get("model") or {}).get("name"),
-        "precision": card.get("precision"),
-        "io_dtype": card.get("io_dtype"),
-        "input_shape": card["input"]["shape"],
-        "classes": card["output"]["shape"][-1],
+        "name": card.model.name,
+        "precision": card.precision,
+        "io_dtype": card.io_dtype,
+        "input_shape": card.input.shape,
+        "classes": card.output.classes,
         "size_bytes": len(data),
         "sha256": hashlib.sha256(data).hexdigest(),
         "exported_by": f"edgecnn {__version__}",
     }
     previous = read_bundle(app_dir)
     files = [(model_name, data),
-             (card_name, (json.dumps(card, indent=2) + "\n").encode("utf-8")),
+             (card_name, (card.to_json() + "\n").encode("utf-8")),
              (LABELS_FILE, labels_text.encode("utf-8")),
              (BUNDLE_FILE, (json.dumps(bundle, indent=2) + "\n").encode("utf-8"))]
     staged: list[tuple[str, str]] = []

@@ -13,60 +13,59 @@ def _console(console=None):
     return console or Console()
 
 
-def print_conversion(card: dict, path: str | None = None, console=None) -> None:
-    """A conversion report / model card as a table a person can check at a glance (its
-    text is never read as rich markup: a card may come from a damaged file)."""
+def print_conversion(card, path: str | None = None, console=None) -> None:
+    """A model card (``runtime.card.ModelCard``) as a table a person can check at a glance
+    (its text is never read as rich markup: a card may come from a damaged file)."""
     from rich.markup import escape
     from rich.table import Table
 
     console = _console(console)
-    model = card.get("model") or {}
-    title = (f"{model.get('name', '?')} alpha {model.get('alpha', '?')} "
-             f"{model.get('resolution', '?')}px -> {card['precision']}"
-             f"{' (QAT)' if card.get('qat') else ''}")
+    model = card.model
+    title = (f"{model.name or '?'} alpha {'?' if model.alpha is None else model.alpha} "
+             f"{model.resolution or '?'}px -> {card.precision}"
+             f"{' (QAT)' if card.qat else ''}")
     table = Table(title=escape(title), show_header=False)
     table.add_column("what")
     table.add_column("value")
-    inp, out = card["input"], card["output"]
+    inp, out = card.input, card.output
     rows = [
-        ("file", path or card.get("path", "")),
-        ("size", f"{_number(card.get('size_bytes'), '.2f', 1e-6)} MB"),
-        ("params / MACs", f"{_number(card.get('params'), ',')} / "
-                          f"{_number(card.get('macs'), '.1f', 1e-6)} M"),
-        ("input", f"{inp['dtype']} {inp['shape']}"
-                  + (f" scale {_number(inp.get('scale'), 'g')} zero point "
-                     f"{inp.get('zero_point')}" if inp["dtype"] != "float32" else "")
+        ("file", path or card.path or ""),
+        ("size", f"{_number(card.size_bytes, '.2f', 1e-6)} MB"),
+        ("params / MACs", f"{_number(card.params, ',')} / {_number(card.macs, '.1f', 1e-6)} M"),
+        ("input", f"{inp.dtype} {inp.shape}"
+                  + (f" scale {_number(inp.scale, 'g')} zero point {inp.zero_point}"
+                     if inp.dtype != "float32" else "")
                   + ": raw RGB 0-255"),
-        ("output", f"{out['dtype']} {out['shape']} logits"),
-        ("ops", ", ".join(f"{k} {v}" for k, v in (card.get("ops") or {}).items()) or "?"),
+        ("output", f"{out.dtype} {out.shape} logits"),
+        ("ops", ", ".join(f"{k} {v}" for k, v in (card.ops or {}).items()) or "?"),
     ]
-    if card["precision"] == "int8" and card.get("all_int8") is not None:
-        rows.append(("every compute op int8", "yes" if card["all_int8"] else
-                     f"NO: float ops {card.get('float_ops')}"))
-    outside = card.get("ops_outside_xnnpack") or {}
-    rows.append(("XNNPACK partitions", f"{card.get('xnnpack_partitions', '?')}"
+    if card.precision == "int8" and card.all_int8 is not None:
+        rows.append(("every compute op int8", "yes" if card.all_int8 else
+                     f"NO: float ops {card.float_ops}"))
+    outside = card.ops_outside_xnnpack or {}
+    rows.append(("XNNPACK partitions",
+                 f"{'?' if card.xnnpack_partitions is None else card.xnnpack_partitions}"
                  + (f" (outside: {', '.join(f'{k} {v}' for k, v in outside.items())})"
                     if outside else " (whole graph)")))
-    agreement = card.get("agreement") or {}
+    agreement = card.agreement or {}
     if agreement:
         rows.append(("agreement with Keras", f"top-1 {agreement['top1_agreement']:.1f} %, "
                      f"mean |dp| {agreement['mean_abs_prob_error']:.2g} on "
                      f"{agreement['samples']} {agreement.get('data', '')}"))
-    accuracy = card.get("accuracy")
+    accuracy = card.accuracy
     if accuracy:
         rows.append(("accuracy (Keras / TFLite)", f"{accuracy['keras_top1']:.1f} % / "
                      f"{accuracy['tflite_top1']:.1f} % on {accuracy['samples']} labelled images"))
-    calibration = card.get("calibration") or {}
+    calibration = card.calibration or {}
     if calibration.get("source"):
         rows.append(("calibration", f"{calibration['source']}"
                      + (f", {calibration['samples']} images" if calibration.get("samples")
                         else "")))
-    if card.get("conversion_seconds") is not None:
-        rows.append(("conversion time", f"{card['conversion_seconds']:.1f} s"))
-    versions = card.get("versions") or {}
-    rows.append(("versions", ", ".join(f"{k} {v}" for k, v in versions.items())))
+    if card.conversion_seconds is not None:
+        rows.append(("conversion time", f"{card.conversion_seconds:.1f} s"))
+    rows.append(("versions", ", ".join(f"{k} {v}" for k, v in (card.versions or {}).items())))
     for row in rows:
         table.add_row(*(escape(str(cell)) for cell in row))
     console.print(table)
-    for warning in card.get("warnings") or []:
+    for warning in card.warnings or []:
         console.print(f"[bold yellow]warning:[/bold yellow] {escape(warning)}")

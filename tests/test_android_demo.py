@@ -24,6 +24,7 @@ from edgecnn.cli import cli
 from edgecnn.errors import EdgecnnError
 from edgecnn.export_android import ASSETS, BUNDLE_FILE, LABELS_FILE, export_android
 from edgecnn.runtime import tflite as rt
+from edgecnn.runtime.card import ModelCard
 
 try:
     import tomllib
@@ -182,7 +183,6 @@ def test_the_parse_check_catches_broken_kotlin(parser):
 def test_card_keys_the_app_reads_are_the_keys_the_card_writer_writes(parser):
     """ModelCard.kt (the app's only card parser) against a real card (the bundled model's,
     written by `edgecnn convert`) and against ConversionReport, the card writer."""
-    from edgecnn.converters.convert import ConversionReport
 
     reads = json_reads(parser, SOURCES / "ModelCard.kt", {"root"})
     read = {(p, k) for p, k, _ in reads}
@@ -190,13 +190,13 @@ def test_card_keys_the_app_reads_are_the_keys_the_card_writer_writes(parser):
     assert {((), "labels"), (("input",), "shape"), (("input",), "dtype"), (("input",), "scale"),
             (("input",), "zero_point"), (("output",), "scale"), (("output",), "zero_point"),
             (("model",), "name")} <= read
-    fields = {f.name for f in dataclasses.fields(ConversionReport)} - {"path"}
+    fields = {f.name for f in dataclasses.fields(ModelCard)} - {"path", "extra", "training"}
     assert {k for p, k in read if p == ()} <= fields
     bundle = json.loads((ASSET_DIR / BUNDLE_FILE).read_text())
     card = json.loads((ASSET_DIR / bundle["card"]).read_text())
     assert set(card) == fields, "the bundled card is not from the current card writer"
     _check_reads(reads, card, "the bundled card")
-    assert card == rt.read_card(ASSET_DIR / bundle["model"])
+    assert card == ModelCard.read(ASSET_DIR / bundle["model"]).to_dict()
 
 
 def test_bundle_keys_the_app_reads_are_written_by_export(parser):
@@ -332,7 +332,7 @@ def _assets(app_dir):
 
 
 def test_bundled_model_is_a_small_int8_model_that_loads(bundled_model):
-    card = rt.read_card(bundled_model)
+    card = ModelCard.read(bundled_model).to_dict()
     assert card["precision"] == "int8" and card["io_dtype"] == "uint8" and card["all_int8"]
     assert bundled_model.stat().st_size < 3_000_000
     interpreter = rt.load_interpreter(bundled_model)
@@ -359,7 +359,7 @@ def test_export_on_the_light_install_puts_a_loadable_model_in_assets(app, bundle
                                                                    LABELS_FILE)
     assert bundle["sha256"] == hashlib.sha256(data).hexdigest()
     card = json.loads((assets / "m.json").read_text())
-    assert card == rt.read_card(assets / "m.tflite")
+    assert card == ModelCard.read(assets / "m.tflite").to_dict()
     interpreter = rt.load_interpreter(assets / "m.tflite")
     logits = rt.run_logits(interpreter, np.zeros((1, *card["input"]["shape"][1:]), np.uint8))
     assert logits.shape == (1, card["output"]["shape"][-1])
@@ -371,11 +371,11 @@ def test_reexport_replaces_the_bundle_and_writes_the_card_labels(app, bundled_mo
     first = tmp_path / "first.tflite"
     shutil.copy(bundled_model, first)
     export_android(first, app)
-    card = rt.read_card(bundled_model)
+    card = ModelCard.read(bundled_model).to_dict()
     classes = card["output"]["shape"][-1]
     labels = [f"kind {i}" for i in range(classes)]
     second = tmp_path / "second.tflite"
-    second.write_bytes(rt.embed_card(bundled_model.read_bytes(), {**card, "labels": labels}))
+    second.write_bytes(rt.embed_card_dict(bundled_model.read_bytes(), {**card, "labels": labels}))
     result = run("export", "android", str(second), "--app", str(app))
     assert result.exit_code == 0, result.output
     assert _assets(app) == sorted([BUNDLE_FILE, LABELS_FILE, "second.json", "second.tflite"])
@@ -453,10 +453,10 @@ def test_a_failed_export_leaves_the_previous_bundle_and_no_temporary_files(
 
 
 def test_export_library_refuses_a_model_the_app_cannot_feed(app, bundled_model, tmp_path):
-    card = rt.read_card(bundled_model)
+    card = ModelCard.read(bundled_model).to_dict()
     model = tmp_path / "gray.tflite"
     gray = {**card, "input": {**card["input"], "shape": [1, 128, 128, 1]}}
-    model.write_bytes(rt.embed_card(bundled_model.read_bytes(), gray))
+    model.write_bytes(rt.embed_card_dict(bundled_model.read_bytes(), gray))
     with pytest.raises(EdgecnnError, match=r"one square RGB image"):
         export_android(model, app)
     assert _assets(app) == []
@@ -477,5 +477,5 @@ def test_fresh_conversion_exports_and_its_card_has_what_the_app_reads(parser, ap
     bundle = export_android(path, app)
     assert bundle["classes"] == 3 and bundle["io_dtype"] == "uint8"
     assert (app / ASSETS / LABELS_FILE).read_text().splitlines() == ["zero", "one", "two"]
-    assert rt.read_card(app / ASSETS / "digits.tflite")["labels"] == ["zero", "one", "two"]
+    assert ModelCard.read(app / ASSETS / "digits.tflite").labels == ["zero", "one", "two"]
     assert os.path.getsize(app / ASSETS / "digits.tflite") == bundle["size_bytes"]

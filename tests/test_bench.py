@@ -92,7 +92,7 @@ def test_result_has_the_schema_and_consistent_statistics(tiny_models):
     assert r["size_bytes"] == os.path.getsize(path)
     assert r["peak_rss_growth_bytes"] >= 0
     assert r["peak_rss_growth_mb"] == pytest.approx(r["peak_rss_growth_bytes"] / 2**20)
-    card = read_card(path)
+    card = read_card(path).to_dict()
     assert r["precision"] == "int8" and r["card_model"]["resolution"] == 32
     assert r["input"]["dtype"] == card["input"]["dtype"] == "uint8"
     assert r["input"]["shape"] == [1, 32, 32, 3]
@@ -136,7 +136,11 @@ def test_inputs_match_dtype_quantization_and_seed(tiny_models):
 def test_edgecnn_float_models_take_raw_pixels_as_floats():
     pixels = np.array([[[[0, 128, 255]]]], np.uint8)
     spec = {"dtype": "float32", "scale": 0.0, "zero_point": 0, "shape": [1, 1, 1, 3]}
-    x, how = runner._pixels_to_tensor(pixels, spec, {"preprocessing": {"description": "d"}})
+    from edgecnn.runtime.card import ModelCard
+
+    card = ModelCard.from_dict({"input": {"dtype": "float32"},
+                                "preprocessing": {"inside_model": True, "description": "d"}})
+    x, how = runner._pixels_to_tensor(pixels, spec, card, "m.tflite")
     assert x.dtype == np.float32 and x.tolist() == [[[[0.0, 128.0, 255.0]]]]
     assert "raw pixels" in how
 

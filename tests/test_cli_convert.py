@@ -12,6 +12,7 @@ from test_cli import LIGHT, assert_one_line_error
 from test_convert import assert_raw_pixel_input
 
 from edgecnn.cli import cli
+from edgecnn.runtime.card import ModelCard
 
 
 def run(*args):
@@ -64,7 +65,8 @@ def test_convert_with_data_folder_reports_labels_and_json(workdir, digit_folder)
     assert card["calibration"] == {"source": "image folder", "samples": images}
     assert card["accuracy"]["samples"] == images
     assert card["input"]["dtype"] == "int8"
-    assert_raw_pixel_input(card["input"], card["preprocessing"])
+    parsed = ModelCard.from_dict(card)
+    assert_raw_pixel_input(parsed.input, parsed.preprocessing)
     assert "synthetic" not in result.stderr
 
 

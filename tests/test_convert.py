@@ -45,16 +45,16 @@ def assert_raw_pixel_input(spec, preprocessing):
     """The integer input is the raw pixel (uint8) or the pixel minus 128 (int8). With one
     normalization for all channels it lives in the input quantization (the op is folded
     away); per-channel statistics keep the op, and the input scale is 1."""
-    shift = 128 if spec["dtype"] == "int8" else 0
-    mean, std = preprocessing["mean"], preprocessing["std"]
+    shift = 128 if spec.dtype == "int8" else 0
+    mean, std = preprocessing.mean, preprocessing.std
     if len(set(mean)) == 1 and len(set(std)) == 1:
-        assert spec["normalization_folded"]
-        assert spec["scale"] == pytest.approx(1.0 / std[0], rel=1e-4)
+        assert spec.normalization_folded
+        assert spec.scale == pytest.approx(1.0 / std[0], rel=1e-4)
         # scale * (pixel - shift - zero_point) is (pixel - mean) / std within half a step
-        assert abs(spec["zero_point"] + shift - mean[0]) <= 0.5 + 1e-3
+        assert abs(spec.zero_point + shift - mean[0]) <= 0.5 + 1e-3
     else:
-        assert spec["normalization_folded"] is None
-        assert (spec["scale"], spec["zero_point"]) == (1.0, -shift)
+        assert spec.normalization_folded is None
+        assert (spec.scale, spec.zero_point) == (1.0, -shift)
 
 
 @pytest.mark.parametrize("name", FAMILY_REPS)
@@ -73,7 +73,7 @@ def test_int8_ptq_is_integer_only_and_one_partition(name, photos, tmp_path):
 def test_int8_qat_is_integer_only_and_one_partition(name, tmp_path):
     model, pixels = realistic(name)
     qat = edgecnn.quantize_aware(model)
-    assert qat.edgecnn_unquantized == ()
+    assert qat.edgecnn.unquantized == ()
     calibrate_ranges(qat, pixels)
     report = edgecnn.convert(qat, tmp_path / "m.tflite", "int8")
     assert_int8_whole(report)
@@ -95,7 +95,7 @@ def test_folding_the_normalization_removes_an_op_and_changes_no_output(io, tmp_p
         runs[fold] = (report, run_logits(interpreter, pixels),
                       interpreter.get_output_details()[0]["quantization"][0])
     (kept, kept_logits, _), (folded, folded_logits, step) = runs[False], runs[True]
-    assert kept.input["normalization_folded"] is None and kept.input["scale"] == 1.0
+    assert kept.input.normalization_folded is None and kept.input.scale == 1.0
     assert_raw_pixel_input(folded.input, folded.preprocessing)
     assert folded.ops["DEPTHWISE_CONV_2D"] == kept.ops["DEPTHWISE_CONV_2D"] - 1
     assert abs(folded_logits - kept_logits).max() <= step + 1e-6  # at most one output step
@@ -118,7 +118,7 @@ def test_folding_a_qat_model_keeps_its_outputs(tmp_path):
         runs[fold] = (report, run_logits(interpreter, pixels),
                       interpreter.get_output_details()[0]["quantization"][0])
     (kept, kept_logits, _), (folded, folded_logits, step) = runs[False], runs[True]
-    assert folded.input["normalization_folded"]
+    assert folded.input.normalization_folded
     assert folded.folds["hard_swish_sixth"] == 0  # a QAT graph is converted as trained
     assert_int8_whole(folded)
     # both graphs carry the input to within half a step (the zero point is an integer);
@@ -222,7 +222,7 @@ def assert_close_to_keras(report, precision):
 def test_float_precisions_match_keras(precision, tmp_path):
     model, pixels = realistic("mobilenet")
     report = edgecnn.convert(model, tmp_path / "m.tflite", precision, validation_data=pixels)
-    assert report.input["dtype"] == "float32" and report.all_int8 is None
+    assert report.input.dtype == "float32" and report.all_int8 is None
     assert_close_to_keras(report, precision)
     if precision == "float32":
         assert report.xnnpack_partitions == 1 and report.ops_outside_xnnpack == {}
@@ -268,7 +268,7 @@ def test_card_is_embedded_and_written_beside(tmp_path):
     path = tmp_path / "m.tflite"
     report = edgecnn.convert(model, path, "int8", representative_data=pixels,
                              labels=[str(i) for i in range(10)])
-    embedded = read_card(path)
+    embedded = read_card(path).to_dict()
     beside = json.loads((tmp_path / "m.json").read_text())
     assert embedded == beside
     assert embedded["size_bytes"] == os.path.getsize(path) == report.size_bytes

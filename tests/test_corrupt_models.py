@@ -18,6 +18,7 @@ from edgecnn.cli import cli
 from edgecnn.errors import EdgecnnError
 from edgecnn.export_android import ASSETS
 from edgecnn.runtime import tflite as rt
+from edgecnn.runtime.card import ModelCard
 from edgecnn.runtime.verify import parse_card, verify_model
 
 SEED = 11
@@ -222,7 +223,7 @@ def test_the_verifier_accepts_the_models_edgecnn_writes(tiny_int8_tflite):
     for path in (tiny_int8_tflite, bundled):
         model = verify_model(open(path, "rb").read())
         assert [m["name"] for m in model["metadata"]][-1] == "edgecnn"
-        assert rt.read_card(path)["precision"] == "int8"
+        assert ModelCard.read(path).precision == "int8"
 
 
 @pytest.mark.slow  # six TensorFlow conversions (~90 s here)
@@ -246,7 +247,7 @@ def test_the_verifier_accepts_stock_and_every_precision(precision, tmp_path, pho
         converter.target_spec.supported_types = [tf.float16]
     data = converter.convert()
     assert len(verify_model(data)["subgraphs"][0]["operators"]) > 20
-    assert rt.read_card(data) is None and rt.load_interpreter(data)
+    assert ModelCard.read(data) is None and rt.load_interpreter(data)
 
 
 @pytest.mark.parametrize("raw, problem", [
@@ -273,12 +274,12 @@ def test_a_damaged_card_is_one_clear_error(raw, problem):
 def test_a_card_with_values_of_the_wrong_type_is_one_line_everywhere(workbench, tmp_path):
     """A card that is JSON but not what readers expect (labels a number, the input shape a
     string): each command says so in one line instead of failing inside a reader."""
-    card = rt.read_card(workbench["model"])
+    card = ModelCard.read(workbench["model"]).to_dict()
     for n, changed in enumerate([{**card, "labels": 5},
                                  {**card, "input": {**card["input"], "shape": "1x32x32x3"}},
                                  {**card, "preprocessing": "raw pixels"}]):
         path = tmp_path / f"card{n}.tflite"
-        path.write_bytes(rt.embed_card(workbench["model"], changed))
+        path.write_bytes(rt.embed_card_dict(workbench["model"], changed))
         assert not survives(str(path), workbench)
         result = CliRunner().invoke(cli, ["predict", str(path), str(workbench["image"])])
         assert "its edgecnn model card (metadata \"edgecnn\") is damaged" in result.stderr

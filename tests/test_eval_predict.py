@@ -32,6 +32,7 @@ def trained(tmp_path_factory):
     from edgecnn import convert, create_model
     from edgecnn._keras import keras
     from edgecnn.data.digits import load_digits
+    from edgecnn.models.io import save_model
 
     root = tmp_path_factory.mktemp("eval_predict")
     data = load_digits(SIZE, limit=440)
@@ -48,7 +49,7 @@ def trained(tmp_path_factory):
     x = model.edgecnn.preprocessing.apply(train_x)
     model.fit(x, train_y, epochs=8, batch_size=32, verbose=0)
     calibrate_batchnorm(model, x)  # 8 short epochs leave the moving statistics behind
-    model.save(root / "float.keras")
+    save_model(model, root / "float.keras")  # with its build record (family, preprocessing)
     report = convert(model, root / "m.tflite", "int8", representative_data=train_x,
                      validation_data=held_x, validation_labels=held_y, labels=NAMES)
     return {"root": root, "folder": folder, "tflite": root / "m.tflite",
@@ -87,7 +88,7 @@ def test_tflite_metrics_consistent_and_match_the_card(trained):
 
 
 def test_keras_eval_agrees_with_tflite_as_the_card_says(trained):
-    from edgecnn.models.io import evaluate_keras
+    from edgecnn.jobs.evaluate import evaluate_keras
     from edgecnn.runtime import evaluate_tflite
 
     lite = evaluate_tflite(str(trained["tflite"]), str(trained["folder"]))
@@ -142,12 +143,12 @@ def test_predict_uses_the_card_labels(trained):
 def test_without_card_labels_indices_and_folder_order(trained, tmp_path):
     """A card without labels: predict shows output indices; eval numbers the folder's
     sorted sub-folders in order."""
-    from edgecnn.runtime import embed_card, evaluate_tflite, read_card
+    from edgecnn.runtime import evaluate_tflite, read_card
 
     card = read_card(str(trained["tflite"]))
-    card["labels"] = None
+    card.labels = None
     path = tmp_path / "nolabels.tflite"
-    path.write_bytes(embed_card(trained["tflite"].read_bytes(), card))
+    path.write_bytes(card.embed(trained["tflite"].read_bytes()))
     with_labels = evaluate_tflite(str(trained["tflite"]), str(trained["folder"]))
     result = evaluate_tflite(str(path), str(trained["folder"]))
     assert result["class_names"] == NAMES and result["confusion"] == with_labels["confusion"]

@@ -77,6 +77,7 @@ def _check_run(run, summary, splits, method):
     from edgecnn._keras import keras
     from edgecnn.models import layers  # noqa: F401  (registers edgecnn's layers)
     from edgecnn.runtime import tflite as rt
+    from edgecnn.runtime.card import ModelCard
 
     assert json.loads((run / "state.json").read_text())["phase"] == "done"
     rows = _rows(run)
@@ -92,7 +93,7 @@ def _check_run(run, summary, splits, method):
                                          _scalars(run / "tensorboard" / "validation")}
 
     tflite = run / "model_int8.tflite"
-    card = rt.read_card(str(tflite))
+    card = ModelCard.read(str(tflite)).to_dict()
     assert card == json.loads((run / "model_int8.json").read_text())
     assert card["qat"] == (method == "qat_int8")
     assert card["all_int8"] and card["xnnpack_partitions"] == 1

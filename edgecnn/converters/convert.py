@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -13,47 +12,12 @@ from .._keras import keras, tf
 from .._version import __version__
 from ..errors import EdgecnnError
 from ..runtime import tflite as rt
+from ..runtime.card import IO_DTYPES, PRECISIONS, ModelCard
 from .deploy import deployable, model_preprocessing
 from .folds import (add_serving_signature, fit_xnnpack_scales, fold_hard_swish_sixth,
                     fold_input_normalization, fuse_hard_swish)
 from .qat import is_qat, pin_input_range
 
-PRECISIONS = ("float32", "float16", "dynamic", "int8")
-IO_DTYPES = ("float32", "int8", "uint8")
-
-
-@dataclass
-class ConversionReport:
-    """What a conversion produced and how it was validated (also the model card)."""
-
-    path: str
-    precision: str
-    io_dtype: str
-    model: dict                       # name, alpha, resolution, options, classes, weights
-    params: int
-    macs: int
-    input: dict                       # shape, dtype, scale, zero_point, range
-    output: dict
-    preprocessing: dict
-    size_bytes: int
-    ops: dict
-    all_int8: bool | None
-    float_ops: dict
-    xnnpack_partitions: int
-    ops_outside_xnnpack: dict
-    xnnpack_refusals: list            # ops outside the delegate, each with the reason
-    agreement: dict                   # top1_agreement, mean_abs_prob_error, samples, data
-    accuracy: dict | None
-    conversion_seconds: float
-    qat: bool
-    calibration: dict
-    labels: list | None
-    versions: dict
-    folds: dict                       # what converters.folds changed in the graph
-    warnings: list = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def _versions() -> dict:
@@ -160,7 +124,7 @@ def convert(model, output_path, precision: str = "float32", representative_data=
             labels=None, preprocessing=None, card_path: str | None = "auto",
             calibration_source: str = "user data", validation_source: str | None = None,
             folds: bool = True, strict: bool = False, model_info: dict | None = None,
-            progress=None) -> ConversionReport:
+            progress=None) -> ModelCard:
     """Convert a Keras model to a validated .tflite and write its model card.
 
     model: an edgecnn model (float) or its QAT form from ``quantize_aware``.
@@ -241,9 +205,8 @@ def convert(model, output_path, precision: str = "float32", representative_data=
 
     config = getattr(model, "edgecnn", None)
     warnings = []
-    unquantized = getattr(model, "edgecnn_unquantized", ())
-    if unquantized:
-        warnings.append(f"tfmot left layers unquantized: {', '.join(unquantized)}")
+    if config is not None and config.unquantized:
+        warnings.append(f"tfmot left layers unquantized: {', '.join(config.unquantized)}")
     if precision == "int8" and not qat and calibration_source == "synthetic":
         warnings.append("calibrated on synthetic images: accuracy is not meaningful (latency "
                         "is)")
@@ -252,11 +215,11 @@ def convert(model, output_path, precision: str = "float32", representative_data=
         if strict:
             raise EdgecnnError(f"--strict: {problem}; nothing written")
         warnings.append(problem)
-    report = ConversionReport(
-        path=output_path, precision=precision, io_dtype=io_dtype,
+    card = ModelCard.from_dict(dict(
+        precision=precision, io_dtype=io_dtype,
         model={**(config.as_dict() if config else {"name": model.name}), **(model_info or {})},
-        params=int(getattr(model, "edgecnn_params", None) or model.count_params()),
-        macs=int(getattr(model, "edgecnn_macs", None) or count_macs(model)),
+        params=int(config and config.params or model.count_params()),
+        macs=int(config and config.macs or count_macs(model)),
         input={**inp, "range": [0, 255], "meaning": _input_meaning(inp["dtype"], folded),
                "normalization_folded": folded},
         output={"shape": [int(s) for s in out_detail["shape"]],
@@ -280,22 +243,15 @@ def convert(model, output_path, precision: str = "float32", representative_data=
         labels=list(labels) if labels is not None else None, versions=_versions(),
         folds={"input_normalization": folded is not None, "hard_swish_sixth": hard_swishes,
                "hard_swish_fused": fused, **(fitted or {})},
-        warnings=warnings)
-    card = report.to_dict()
-    card.pop("path")
-    final = model_bytes
-    for _ in range(5):  # the card holds the file's size, which the card changes: iterate
-        card["size_bytes"] = len(final)
-        final = rt.embed_card(model_bytes, card)
-        if len(final) == card["size_bytes"]:
-            break
-    report.size_bytes = card["size_bytes"]
+        warnings=warnings))
+    card.path = output_path
+    final = card.embed(model_bytes)
     try:
         atomic_write_bytes(output_path, final)
         if card_path:
-            atomic_write_json(card_path, card)
+            atomic_write_json(card_path, card.to_dict())
     except BaseException:
         if os.path.exists(output_path) and card_path and not os.path.exists(card_path):
             os.unlink(output_path)
         raise
-    return report
+    return card

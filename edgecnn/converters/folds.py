@@ -36,8 +36,8 @@ import numpy as np
 TOLERANCE = 1e-4   # relative difference allowed between the channels' scale and offset
 
 
-from ..runtime.xnnpack import CONV_RATIO, _schema, scale_refusal, tensor_scale
-from ..runtime.xnnpack import opcode_name as _opcode_name
+from ..runtime.flatbuf import opcode_name, pack, schema as _schema, unpack
+from ..runtime.xnnpack import CONV_RATIO, scale_refusal, tensor_scale
 
 
 def _graph_maps(graph):
@@ -49,14 +49,6 @@ def _graph_maps(graph):
             if t >= 0:
                 consumers.setdefault(int(t), []).append(index)
     return producer, consumers
-
-
-def _pack(model, size_hint: int) -> bytes:
-    import flatbuffers
-
-    builder = flatbuffers.Builder(size_hint + 1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
 
 
 def _buffer(model, tensor) -> np.ndarray:
@@ -92,7 +84,7 @@ def fold_input_normalization(model_bytes: bytes) -> tuple[bytes, dict | None]:
     first op that is not the pixel normalization, or per-channel statistics.
     """
     schema = _schema()
-    model = schema.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
+    model = unpack(model_bytes)
     graph = model.subgraphs[0]
     if len(graph.inputs) != 1:
         return model_bytes, None
@@ -109,13 +101,13 @@ def fold_input_normalization(model_bytes: bytes) -> tuple[bytes, dict | None]:
     first = only_consumer(graph.inputs[0])
     if first is None:
         return model_bytes, None
-    if _opcode_name(model, graph.operators[first]) == "QUANTIZE":  # uint8 -> int8
+    if opcode_name(model, graph.operators[first]) == "QUANTIZE":  # uint8 -> int8
         quantize = first
         first = only_consumer(graph.operators[quantize].outputs[0])
         if first is None:
             return model_bytes, None
     op = graph.operators[first]
-    if _opcode_name(model, op) != "DEPTHWISE_CONV_2D":
+    if opcode_name(model, op) != "DEPTHWISE_CONV_2D":
         return model_bytes, None
     int8_in = graph.tensors[op.inputs[0]]
     in_scale = float(int8_in.quantization.scale[0])
@@ -156,7 +148,7 @@ def fold_input_normalization(model_bytes: bytes) -> tuple[bytes, dict | None]:
             "scale": scale, "zero_point_int8": zero,
             "max_input_error": abs(exact_zero - zero) * scale,
             "removed_op": "DEPTHWISE_CONV_2D"}
-    return _pack(model, len(model_bytes)), info
+    return pack(model, len(model_bytes)), info
 
 
 def _requantize(model, graph, consumers, tensor: int, scale: float, zero: int) -> bool:
@@ -170,7 +162,7 @@ def _requantize(model, graph, consumers, tensor: int, scale: float, zero: int) -
         plan.append(("tensor", t))
         for index in consumers.get(t, []):
             op = graph.operators[index]
-            name = _opcode_name(model, op)
+            name = opcode_name(model, op)
             if int(op.inputs[0]) != t or list(op.inputs).count(t) != 1:
                 return False
             if name in ("PAD", "PADV2") and (name == "PAD" or op.inputs[2] < 0):
@@ -217,7 +209,7 @@ def _sixth_mul(model, graph, producer, consumers, op_index, alone=False):
     ``alone``, ADD is read only by it too)."""
     schema = _schema()
     op = graph.operators[op_index]
-    if _opcode_name(model, op) != "MUL" or len(op.inputs) != 2:
+    if opcode_name(model, op) != "MUL" or len(op.inputs) != 2:
         return None
     for a, r in (op.inputs, op.inputs[::-1]):
         m1, add = producer.get(int(a)), producer.get(int(r))
@@ -225,7 +217,7 @@ def _sixth_mul(model, graph, producer, consumers, op_index, alone=False):
                 (alone and consumers.get(int(r)) != [op_index]):
             continue
         m1_op, add_op = graph.operators[m1], graph.operators[add]
-        if _opcode_name(model, m1_op) != "MUL" or _opcode_name(model, add_op) != "ADD":
+        if opcode_name(model, m1_op) != "MUL" or opcode_name(model, add_op) != "ADD":
             continue
         if add_op.builtinOptions is None or add_op.builtinOptions.fusedActivationFunction != \
                 schema.ActivationFunctionType.RELU6:
@@ -260,7 +252,7 @@ def _absorbers(model, graph, producer, consumers, tensor, outputs, seen):
     absorb, passing, emit = [], [], []
     for index in consumers.get(tensor, []):
         op = graph.operators[index]
-        name = _opcode_name(model, op)
+        name = opcode_name(model, op)
         if list(op.inputs).count(tensor) != 1 or index in seen:
             return None
         seen.add(index)
@@ -274,7 +266,7 @@ def _absorbers(model, graph, producer, consumers, tensor, outputs, seen):
             other = [int(t) for t in op.inputs if int(t) != tensor][0]
             source = producer.get(other)
             conv = graph.operators[source] if source is not None else None
-            if conv is None or _opcode_name(model, conv) not in ("CONV_2D",
+            if conv is None or opcode_name(model, conv) not in ("CONV_2D",
                                                                   "DEPTHWISE_CONV_2D") \
                     or not _scale_free_activation(conv) or consumers.get(other) != [index] \
                     or other in outputs or not _weights_alone(graph, consumers, conv, source):
@@ -321,7 +313,7 @@ def fold_hard_swish_sixth(model_bytes: bytes) -> tuple[bytes, int]:
     Returns the model and the number of hard-swishes folded.
     """
     schema = _schema()
-    model = schema.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
+    model = unpack(model_bytes)
     graph = model.subgraphs[0]
     outputs = {int(t) for t in graph.outputs}
     removed, folded = set(), 0
@@ -352,7 +344,7 @@ def fold_hard_swish_sixth(model_bytes: bytes) -> tuple[bytes, int]:
     if not folded:
         return model_bytes, 0
     graph.operators = [op for i, op in enumerate(graph.operators) if i not in removed]
-    return _pack(model, len(model_bytes)), folded
+    return pack(model, len(model_bytes)), folded
 
 
 def fuse_hard_swish(model_bytes: bytes) -> tuple[bytes, int]:
@@ -363,7 +355,7 @@ def fuse_hard_swish(model_bytes: bytes) -> tuple[bytes, int]:
     and the number of hard-swishes fused.
     """
     schema = _schema()
-    model = schema.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
+    model = unpack(model_bytes)
     graph = model.subgraphs[0]
     removed, fused, code = set(), 0, None
     producer, consumers = _graph_maps(graph)
@@ -388,7 +380,7 @@ def fuse_hard_swish(model_bytes: bytes) -> tuple[bytes, int]:
         return model_bytes, 0
     graph.operators = [op for i, op in enumerate(graph.operators) if i not in removed]
     _drop_dead_ops(graph)
-    return _pack(model, len(model_bytes)), fused
+    return pack(model, len(model_bytes)), fused
 
 
 def _drop_dead_ops(graph) -> None:
@@ -431,7 +423,7 @@ def _constant_values(model, graph, index, producer) -> np.ndarray | None:
     data = _buffer(model, tensor)
     if data.size == 0:
         op = graph.operators[producer[int(index)]] if int(index) in producer else None
-        if op is not None and _opcode_name(model, op) == "DEQUANTIZE":
+        if op is not None and opcode_name(model, op) == "DEQUANTIZE":
             return _constant_values(model, graph, op.inputs[0], producer)
         return None
     if tensor.type == schema.TensorType.FLOAT32:
@@ -526,12 +518,12 @@ def fit_xnnpack_scales(model_bytes: bytes, everywhere: bool = False) -> tuple[by
     unchanged when nothing was rewritten.
     """
     schema = _schema()
-    model = schema.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
+    model = unpack(model_bytes)
     graph = model.subgraphs[0]
     producer, _ = _graph_maps(graph)
     info = {"add_as_depthwise": 0}
     for index, op in enumerate(graph.operators):
-        if _opcode_name(model, op) != "ADD" or not (everywhere or
+        if opcode_name(model, op) != "ADD" or not (everywhere or
                                                      scale_refusal(model, graph, op)):
             continue
         constants = [_constant_values(model, graph, t, producer) for t in op.inputs]
@@ -543,7 +535,7 @@ def fit_xnnpack_scales(model_bytes: bytes, everywhere: bool = False) -> tuple[by
     if not info["add_as_depthwise"]:
         return model_bytes, info
     _drop_dead_ops(graph)   # a DEQUANTIZE that fed only a rewritten ADD's constant
-    return _pack(model, len(model_bytes)), info
+    return pack(model, len(model_bytes)), info
 
 
 def add_serving_signature(model_bytes: bytes, inputs=("pixels",),
@@ -552,7 +544,7 @@ def add_serving_signature(model_bytes: bytes, inputs=("pixels",),
     SavedModel-based conversion writes, and LiteRT's signature runners and Android's
     ``runSignature`` look up); unchanged when it has signatures already."""
     schema = _schema()
-    model = schema.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
+    model = unpack(model_bytes)
     if model.signatureDefs:
         return model_bytes
     graph = model.subgraphs[0]
@@ -570,4 +562,4 @@ def add_serving_signature(model_bytes: bytes, inputs=("pixels",),
     signature.inputs = tensor_maps(graph.inputs, inputs)
     signature.outputs = tensor_maps(graph.outputs, outputs)
     model.signatureDefs = [signature]
-    return _pack(model, len(model_bytes))
+    return pack(model, len(model_bytes))

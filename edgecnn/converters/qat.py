@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 from .._keras import keras
 from ..models.macs import count_macs
@@ -42,15 +43,15 @@ def quantize_aware(model, preprocessing=None):
     tfmot = _tfmot()
     base = deployable(model, preprocessing)
     qat = tfmot.quantization.keras.quantize_model(base)
-    qat.edgecnn = getattr(base, "edgecnn", None)
-    pin_input_range(qat)
-    qat.edgecnn_params = int(model.count_params())  # the network's, without quantizer state
-    qat.edgecnn_macs = count_macs(model)
     left = unquantized_layers(qat)
+    config = getattr(base, "edgecnn", None)
+    if config is not None:  # the network's counts, without quantizer state
+        qat.edgecnn = replace(config, params=int(model.count_params()),
+                              macs=count_macs(model), unquantized=tuple(left))
+    pin_input_range(qat)
     if left:
         warnings.warn(f"tfmot left {len(left)} layers unquantized: {', '.join(left)}",
                       stacklevel=2)
-    qat.edgecnn_unquantized = tuple(left)
     return qat
 
 
@@ -82,7 +83,7 @@ def pin_input_range(qat_model, low: float = 0.0, high: float = 255.0) -> None:
             _set_range(layer, *pixel_range(config.preprocessing), "post_activation_")
 
 
-def _freeze_batchnorm(qat_model) -> None:
+def freeze_batchnorm(qat_model) -> None:
     """BatchNorm keeps its statistics during QAT on small data (inference mode)."""
     for layer in qat_model.layers:
         inner = getattr(layer, "layer", layer)
@@ -95,7 +96,7 @@ def calibrate_ranges(qat_model, images, batch_size: int = 16) -> None:
     forward passes in training mode, BatchNorm frozen, no weight update."""
     import numpy as np
 
-    _freeze_batchnorm(qat_model)
+    freeze_batchnorm(qat_model)
     for start in range(0, len(images), batch_size):
         qat_model(np.asarray(images[start:start + batch_size], np.float32), training=True)
 
@@ -106,7 +107,7 @@ def fine_tune(qat_model, images, labels, *, epochs: int = 1, batch_size: int = 1
     frozen, Adam, cross-entropy on the logits). Returns the keras History."""
     import numpy as np
 
-    _freeze_batchnorm(qat_model)
+    freeze_batchnorm(qat_model)
     qat_model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       metrics=["accuracy"])

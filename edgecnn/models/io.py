@@ -1,30 +1,92 @@
-"""Loading a saved Keras model (.keras or .h5) that uses edgecnn's layers, and evaluating it
-on an image folder with the same metrics as a .tflite (``edgecnn eval MODEL.keras``)."""
+"""Saving and loading Keras models that use edgecnn's layers, with their build record.
+
+``save_model`` writes the model (.keras or .h5) and, inside the same file, the model's
+:class:`~edgecnn.models.registry.BuiltConfig` (family, multipliers, classes, preprocessing;
+an ``edgecnn.json`` entry of the .keras zip, an ``edgecnn`` attribute of the .h5 root), so
+``load_model`` gives back a model that knows what it is. The write is atomic.
+"""
 from __future__ import annotations
 
-import json
 import os
-import re
-
-import numpy as np
+import tempfile
+import zipfile
 
 from .._keras import keras
 from ..errors import EdgecnnError
 from . import layers  # noqa: F401  (registers edgecnn's serializable layers)
-from .registry import Preprocessing, get_model_spec
+from .registry import BuiltConfig
 
 KERAS_SUFFIXES = (".keras", ".h5")
-_BUILT_NAME = re.compile(r"^(?P<name>.+)_(?P<alpha>[0-9.]+)_(?P<size>[0-9]+)$")
+RECORD = "edgecnn.json"  # the build record's entry in a .keras zip (attribute name in .h5)
+
+
+def _check_suffix(path: str) -> None:
+    if not path.endswith(KERAS_SUFFIXES):
+        raise EdgecnnError(f"{path} is not a Keras model file; give a .keras (or .h5) file")
+
+
+def save_model(model, path: str) -> str:
+    """Save ``model`` with its build record (``model.edgecnn``, when it has one) to a .keras
+    or .h5 file, atomically (a temporary file in the same folder, then a rename)."""
+    path = os.fspath(path)
+    _check_suffix(path)
+    suffix = os.path.splitext(path)[1]
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".model-",
+                               suffix=suffix)
+    os.close(fd)
+    try:
+        model.save(tmp, save_format="keras" if suffix == ".keras" else "h5")
+        config = getattr(model, "edgecnn", None)
+        if config is not None:
+            _write_record(tmp, suffix, config.to_json())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _write_record(path: str, suffix: str, text: str) -> None:
+    if suffix == ".keras":
+        with zipfile.ZipFile(path, "a") as archive:
+            archive.writestr(RECORD, text)
+    else:
+        import h5py
+
+        with h5py.File(path, "a") as f:
+            f.attrs[RECORD] = text
+
+
+def read_record(path: str) -> BuiltConfig | None:
+    """The build record saved in a Keras model file, or None (a file saved by plain
+    ``model.save``, or a damaged record)."""
+    try:
+        if path.endswith(".keras"):
+            with zipfile.ZipFile(path) as archive:
+                if RECORD not in archive.namelist():
+                    return None
+                text = archive.read(RECORD).decode("utf-8")
+        else:
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                if RECORD not in f.attrs:
+                    return None
+                text = f.attrs[RECORD]
+        return BuiltConfig.from_json(text if isinstance(text, str) else text.decode("utf-8"))
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile):
+        return None
 
 
 def load_model(path: str):
     """A saved tf_keras model with edgecnn's custom layers (and tfmot's QAT wrappers when
-    tensorflow-model-optimization is installed); not compiled."""
+    tensorflow-model-optimization is installed), not compiled; ``model.edgecnn`` is its
+    build record when the file has one (``save_model``)."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise EdgecnnError(f"model file {path} does not exist")
-    if not path.endswith(KERAS_SUFFIXES):
-        raise EdgecnnError(f"{path} is not a Keras model file; give a .keras (or .h5) file")
+    _check_suffix(path)
     try:
         import tensorflow_model_optimization as tfmot
         scope = tfmot.quantization.keras.quantize_scope()
@@ -33,80 +95,14 @@ def load_model(path: str):
         scope = contextlib.nullcontext()
     try:
         with scope:
-            return keras.models.load_model(path, compile=False)
+            model = keras.models.load_model(path, compile=False)
     except (OSError, ValueError, TypeError, KeyError) as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise EdgecnnError(f"cannot load the Keras model {path}: {message}") from None
-
-
-def _sidecar(path: str) -> dict:
-    """The JSON beside the model (same name, .json; e.g. a model card), or {}."""
-    side = os.path.splitext(path)[0] + ".json"
-    if not os.path.isfile(side):
-        return {}
-    try:
-        with open(side) as f:
-            data = json.load(f)
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def input_preprocessing(model, path: str | None = None) -> Preprocessing | None:
-    """How to turn raw pixels into ``model``'s input; None when it takes raw pixels.
-
-    A deployable or QAT model (pixel normalization inside) takes raw pixels. Otherwise the
-    ``preprocessing`` of a JSON beside the file (a model card), else the registered
-    family's, from the name ``create_model`` gives (``{name}_{alpha}_{resolution}``).
-    """
-    from ..converters.deploy import is_deployable
-
-    if is_deployable(model):
-        return None
-    pre = _sidecar(path).get("preprocessing") if path else None
-    if isinstance(pre, dict) and "mean" in pre and "std" in pre:
-        return Preprocessing(tuple(pre["mean"]), tuple(pre["std"]))
-    match = _BUILT_NAME.match(model.name)
-    if match:
-        try:
-            return get_model_spec(match["name"]).preprocessing
-        except EdgecnnError:
-            pass
-    raise EdgecnnError(f"cannot tell how {path or model.name} normalizes its input: save a "
-                       f"model made by edgecnn.create_model (its name tells the family) or "
-                       f"put a JSON with \"preprocessing\": {{\"mean\", \"std\"}} beside it")
-
-
-def pixel_scores(model, preprocessing: Preprocessing | None, batch_size: int = 32):
-    """A function: raw uint8 pixels (n, H, W, 3) -> the model's outputs (n, K) as numpy."""
-    def run(pixels: np.ndarray) -> np.ndarray:
-        x = np.asarray(pixels, np.float32) if preprocessing is None else \
-            preprocessing.apply(pixels)
-        outs = [model(x[i:i + batch_size], training=False).numpy()
-                for i in range(0, len(x), batch_size)]
-        return np.concatenate(outs).reshape(len(x), -1)
-    return run
-
-
-def evaluate_keras(path: str, data_dir: str, *, top_k: int = 5, progress=None) -> dict:
-    """Metrics of a saved Keras model on ``data_dir``. Class names: the ``labels`` of a JSON
-    beside the model when it has them, else the folder's sorted sub-folders (as training
-    numbers them, so their count must match the model's outputs)."""
-    from ..runtime.evaluate import evaluate_folder
-
-    model = load_model(path)
-    shape = model.input_shape
-    if len(shape) != 4 or shape[-1] != 3 or shape[1] is None or shape[1] != shape[2]:
-        raise EdgecnnError(f"{path} takes input {shape}; edgecnn evaluates square RGB image "
-                           f"models (None, size, size, 3)")
-    num_outputs = int(np.prod(model.output_shape[1:]))
-    labels = _sidecar(path).get("labels")
-    class_names = [str(x) for x in labels] if isinstance(labels, list) and \
-        len(labels) == num_outputs else None
-    run = pixel_scores(model, input_preprocessing(model, path))
-    result = evaluate_folder(run, data_dir, int(shape[1]), class_names, num_outputs,
-                             top_k=top_k, progress=progress)
-    from ..converters.qat import is_qat
-
-    return {"model": os.path.abspath(path), "format": "keras",
-            "precision": "float32 (QAT)" if is_qat(model) else "float32", **result}
+    if not isinstance(model, keras.Model):
+        raise EdgecnnError(f"{path} holds a {type(model).__name__}, not a Keras model; give a "
+                           f"model saved with model.save or edgecnn's save_model")
+    record = read_record(path)
+    if record is not None:
+        model.edgecnn = record
+    return model

@@ -6,6 +6,7 @@ family options it accepts. Registering a name twice is an error.
 from __future__ import annotations
 
 import difflib
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -40,6 +41,11 @@ class Preprocessing:
     def as_dict(self) -> dict:
         return {"input_range": list(self.input_range), "mean": list(self.mean),
                 "std": list(self.std), "description": self.description}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Preprocessing":
+        return cls(tuple(data["mean"]), tuple(data["std"]),
+                   tuple(data.get("input_range") or (0.0, 255.0)), data.get("description", ""))
 
 
 #: Inputs scaled to [-1, 1]: (x - 127.5) / 127.5 (the TF-slim / keras MobileNets).
@@ -79,7 +85,14 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class BuiltConfig:
-    """How a model was made by ``create_model`` (attached to it as ``model.edgecnn``)."""
+    """How a model was made by ``create_model``: the one record of Keras-side metadata,
+    attached as ``model.edgecnn``, carried by ``deployable`` and ``quantize_aware``, and
+    written into the file by ``edgecnn.models.io.save_model`` (``to_json``/``from_json``),
+    so a loaded model knows its family, multipliers and preprocessing.
+
+    ``params``/``macs``: the float network's (a QAT model's own count includes quantizer
+    state); ``unquantized``: layers tfmot left without quantization (QAT models).
+    """
 
     name: str
     alpha: float
@@ -89,11 +102,29 @@ class BuiltConfig:
     include_top: bool
     weights: str | None
     preprocessing: Preprocessing
+    params: int | None = None
+    macs: int | None = None
+    unquantized: tuple = ()
 
     def as_dict(self) -> dict:
+        """The model card's ``model`` record."""
         return {"name": self.name, "alpha": self.alpha, "resolution": self.resolution,
                 "options": dict(self.options), "num_classes": self.num_classes,
                 "weights": self.weights}
+
+    def to_json(self) -> str:
+        return json.dumps({**self.as_dict(), "include_top": self.include_top,
+                           "preprocessing": self.preprocessing.as_dict(), "params": self.params,
+                           "macs": self.macs, "unquantized": list(self.unquantized)})
+
+    @classmethod
+    def from_json(cls, text: str) -> "BuiltConfig":
+        d = json.loads(text)
+        return cls(d["name"], float(d["alpha"]), int(d["resolution"]),
+                   tuple(sorted((d.get("options") or {}).items())), int(d["num_classes"]),
+                   bool(d.get("include_top", True)), d.get("weights"),
+                   Preprocessing.from_dict(d["preprocessing"]), d.get("params"), d.get("macs"),
+                   tuple(d.get("unquantized") or ()))
 
 
 _REGISTRY: dict[str, ModelSpec] = {}

@@ -16,7 +16,8 @@ import time
 import numpy as np
 
 from ..errors import EdgecnnError
-from .tflite import (check_runs, input_spec, load_interpreter, quantize_pixels, read_card,
+from .card import ModelCard
+from .tflite import (check_runs, input_spec, load_interpreter, quantize_pixels,
                      read_model)
 
 # benchmark_model's defaults (tensorflow/lite/tools/benchmark/benchmark_model.cc): at least
@@ -84,7 +85,7 @@ def _release_free_memory() -> None:
 _PROCESS_WARM: set[bool] = set()
 
 
-def _warm_process(data: bytes, card: dict | None, xnnpack: bool, name: str) -> None:
+def _warm_process(data: bytes, card: ModelCard | None, xnnpack: bool, name: str) -> None:
     """Once per process and delegate choice: load and run the model in a throwaway
     interpreter, so that LiteRT's one-time costs (code pages, delegate setup) are paid
     before measuring and every model in a comparison is measured alike."""
@@ -133,17 +134,16 @@ def _is_image_input(shape) -> bool:
     return len(shape) == 4 and shape[0] == 1 and shape[3] == 3 and shape[1] == shape[2] >= 8
 
 
-def _pixels_to_tensor(pixels: np.ndarray, spec: dict, card: dict | None) -> tuple[np.ndarray,
-                                                                                    str]:
+def _pixels_to_tensor(pixels: np.ndarray, spec: dict, card: ModelCard | None,
+                      name: str) -> tuple[np.ndarray, str]:
     """Raw RGB pixels (1, H, W, 3) as the input tensor, with a note on how."""
-    if card is not None:
-        # every edgecnn model takes raw pixels: the model card's contract
-        return quantize_pixels(pixels, spec), "raw pixels 0-255 (model card: " \
-            + str((card.get("preprocessing") or {}).get("description", "inside the model")) + ")"
+    if card is not None:  # the model card's contract
+        return card.pixels_to_input(pixels, name), \
+            f"raw pixels 0-255 (model card: {card.describe_input()})"
     # a .tflite from elsewhere: TFLite's image classifiers take raw pixels as integers and
     # [-1, 1] as floats
     if spec["dtype"] in ("uint8", "int8"):
-        return quantize_pixels(pixels, spec), "raw pixels (no model card: integer input " \
+        return quantize_pixels(pixels, spec["dtype"]), "raw pixels (no model card: integer input " \
                                               "assumed to be the pixel)"
     x = (np.asarray(pixels, np.float32) - 127.5) / 127.5
     return x.astype(spec["dtype"]), "(pixel - 127.5) / 127.5 (no model card: float input " \
@@ -168,8 +168,8 @@ def _random_tensor(detail: dict, rng: np.random.Generator) -> np.ndarray:
     return np.zeros(shape, dtype)
 
 
-def make_inputs(interpreter, card: dict | None = None, image: str | None = None,
-                seed: int = 0) -> tuple[list[np.ndarray], dict]:
+def make_inputs(interpreter, card: ModelCard | None = None, image: str | None = None,
+                seed: int = 0, name: str = "this .tflite") -> tuple[list[np.ndarray], dict]:
     """One array per model input, matching its dtype and quantization, and a description.
 
     An image-shaped input (1, S, S, 3) gets realistic pixels: the ``image`` file (shorter
@@ -200,7 +200,7 @@ def make_inputs(interpreter, card: dict | None = None, image: str | None = None,
 
                 pixels = synthetic_images(1, shape[1], seed=seed)
                 source = f"synthetic photo-like pixels (seed {seed})"
-            tensor, how = _pixels_to_tensor(pixels, spec, card)
+            tensor, how = _pixels_to_tensor(pixels, spec, card, name)
             arrays.append(np.ascontiguousarray(tensor.reshape(shape)))
             notes.append({"source": source, "preprocessing": how})
         else:
@@ -350,7 +350,7 @@ def benchmark(path, threads: int = 1, runs: int | None = None, warmup: int | Non
     warmup_seconds = _check_seconds(warmup_seconds or 0.0, "warmup_seconds")
     max_seconds = _check_seconds(max_seconds, "max_seconds")
     checked = read_model(path)  # a damaged file: one line, before LiteRT sees it
-    card = read_card(checked, name=path)
+    card = ModelCard.read(checked, name=path)
 
     _warm_process(checked, card, bool(xnnpack), path)
     memory = _MemoryProbe()
@@ -368,7 +368,7 @@ def benchmark(path, threads: int = 1, runs: int | None = None, warmup: int | Non
     init_growth = memory.current_growth()
 
     try:
-        arrays, input_info = make_inputs(interpreter, card, input, seed=seed)
+        arrays, input_info = make_inputs(interpreter, card, input, seed=seed, name=path)
         for detail, tensor in zip(interpreter.get_input_details(), arrays):
             interpreter.set_tensor(detail["index"], tensor)
     except EdgecnnError:
@@ -414,8 +414,8 @@ def benchmark(path, threads: int = 1, runs: int | None = None, warmup: int | Non
         "memory_method": memory_method,
         "delegate_partitions": sum(1 for o in ops if o["op_name"] == "DELEGATE"),
         "input": input_info,
-        "precision": (card or {}).get("precision"),
-        "card_model": (card or {}).get("model"),
+        "precision": card.precision if card else None,
+        "card_model": card.model.to_dict() if card else None,
         "machine": machine_info(),
     }
     result["spread_p90_p50"] = spread_ratio(result)

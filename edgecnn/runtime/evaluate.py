@@ -2,7 +2,7 @@
 the confusion matrix; ``evaluate_tflite`` runs a .tflite with LiteRT.
 
 numpy, LiteRT and Pillow only (no TensorFlow): this is the device-side evaluation. The
-Keras side (``edgecnn.models.io.evaluate_keras``) feeds its predictions through the same
+Keras side (``edgecnn.jobs.evaluate.evaluate_keras``) feeds its predictions through the same
 ``evaluate_folder`` so both report identical metrics.
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ import numpy as np
 from ..data.folder import list_image_files, load_image, pil_image
 from ..errors import EdgecnnError, MissingExtraError
 from . import tflite as rt
+from .card import ModelCard
 
 CHUNK = 32  # images loaded and run at a time: memory stays flat on large folders
 
@@ -140,51 +141,16 @@ def evaluate_folder(run: Callable[[np.ndarray], np.ndarray], data_dir: str, size
 
 # --- the .tflite side ------------------------------------------------------------------------
 
-def card_class_names(card: dict | None, num_outputs: int,
-                     name: str = "the model") -> list[str] | None:
-    """The class names a card records (``labels``), checked against the model's outputs."""
-    labels = (card or {}).get("labels")
-    if not labels:
-        return None
-    if len(labels) != num_outputs:
-        raise EdgecnnError(f"{name}: the model card has {len(labels)} labels but the model has "
-                           f"{num_outputs} outputs; re-convert it with edgecnn convert --data")
-    return [str(label) for label in labels]
-
-
-def card_pixels_fn(card: dict | None, spec: dict,
-                   name: str = "this .tflite") -> Callable[[np.ndarray], np.ndarray]:
-    """Raw RGB pixels (0-255) -> what the .tflite's input expects, per its model card.
-
-    edgecnn models normalize inside the graph (``preprocessing.inside_model``): every
-    precision takes raw pixels, quantized with the input's scale and zero point (1 and 0 for
-    uint8 input). A card that says otherwise gives ``mean``/``std`` to apply first.
-    """
-    if card is None:
-        raise EdgecnnError(f"{name} has no edgecnn model card, so its preprocessing and "
-                           f"labels are unknown; use a model written by edgecnn convert")
-    pre = card.get("preprocessing") or {}
-    if pre.get("inside_model", False):
-        return lambda pixels: pixels
-    mean = np.asarray(pre.get("mean") or [], np.float32)
-    std = np.asarray(pre.get("std") or [], np.float32)
-    if mean.size not in (1, 3) or std.size not in (1, 3) or not (std > 0).all():
-        raise EdgecnnError(f"{name}: the model card gives no preprocessing (mean and std, "
-                           f"one or three each, std > 0); re-convert the model with edgecnn "
-                           f"convert")
-    if spec["dtype"] != "float32":
-        raise EdgecnnError(f"{name}: the model card says the integer input is normalized "
-                           f"outside the model, which edgecnn cannot feed; re-convert with "
-                           f"edgecnn convert")
-    return lambda pixels: np.asarray(pixels, np.float32) / std - mean / std
-
-
 class TfliteModel:
     """A .tflite with its card: input size, class names and a pixels -> logits function."""
 
     def __init__(self, path: str, threads: int = 1):
         self.path = path = os.fspath(path)
-        self.card = rt.read_card(path)
+        self.card = ModelCard.read(path)
+        if self.card is None:
+            raise EdgecnnError(f"{path} has no edgecnn model card, so its preprocessing and "
+                               f"labels are unknown; use a model written by edgecnn convert")
+        self.card.check_input(path)
         self.interpreter = rt.load_interpreter(path, threads=threads)
         self.spec = rt.input_spec(self.interpreter)
         shape = self.spec["shape"]
@@ -193,15 +159,18 @@ class TfliteModel:
                                f"models (1, size, size, 3)")
         self.size = int(shape[1])
         self.num_outputs = int(np.prod(self.interpreter.get_output_details()[0]["shape"][1:]))
-        self._prepare = card_pixels_fn(self.card, self.spec, path)
-        self.class_names = card_class_names(self.card, self.num_outputs, path)
+        if self.card.input.dtype != self.spec["dtype"]:
+            raise EdgecnnError(f"{path}'s card says {self.card.input.dtype} input, the model "
+                               f"takes {self.spec['dtype']}; re-convert the model")
+        self.class_names = self.card.class_names(self.num_outputs, path)
 
     def labels(self) -> list[str]:
         """The card's class names, else the output indices as text."""
         return self.class_names or [str(i) for i in range(self.num_outputs)]
 
     def logits(self, pixels: np.ndarray) -> np.ndarray:
-        return rt.run_logits(self.interpreter, self._prepare(pixels), self.path)
+        return rt.run_logits(self.interpreter, pixels, self.path,
+                             lambda x: self.card.pixels_to_input(x, self.path))
 
 
 def evaluate_tflite(path: str, data_dir: str, *, top_k: int = 5, threads: int = 1,
@@ -211,9 +180,8 @@ def evaluate_tflite(path: str, data_dir: str, *, top_k: int = 5, threads: int = 
     model = TfliteModel(path, threads=threads)
     result = evaluate_folder(model.logits, data_dir, model.size, model.class_names,
                              model.num_outputs, top_k=top_k, progress=progress)
-    card = model.card or {}
     return {"model": os.path.abspath(path), "format": "tflite",
-            "precision": card.get("precision"), **result}
+            "precision": model.card.precision, **result}
 
 
 # --- the confusion matrix as a picture -------------------------------------------------------

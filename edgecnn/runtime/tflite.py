@@ -9,6 +9,7 @@ import numpy as np
 
 from .._quiet import native_stderr_silenced
 from ..errors import EdgecnnError
+from . import flatbuf
 from .sandbox import failure_in_child
 from .verify import HINT, parse_card, verify_model
 
@@ -116,17 +117,11 @@ def _first_line(exc: Exception) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-# --- the model card in the metadata table -------------------------------------------------
+# --- the model card in the metadata table (runtime.card reads and writes it) -------------
 
-def _schema():
-    from ai_edge_litert import schema_py_generated as schema
-
-    return schema
-
-
-def read_card(path_or_bytes, name: str | None = None) -> dict | None:
-    """The edgecnn model card embedded in a .tflite's metadata, checked for the types its
-    readers use (``verify.parse_card``), or None when it has none."""
+def read_card_dict(path_or_bytes, name: str | None = None) -> dict | None:
+    """The JSON of the edgecnn model card in a .tflite's metadata, checked for the types its
+    readers use (``verify.parse_card``), or None when it has none. Use ``ModelCard.read``."""
     name = _name(path_or_bytes, name)
     data, model = _read_verified(path_or_bytes, name)
     for meta in model["metadata"] or []:
@@ -138,12 +133,11 @@ def read_card(path_or_bytes, name: str | None = None) -> dict | None:
     return None
 
 
-def embed_card(model_bytes: bytes, card: dict) -> bytes:
-    """The same model with ``card`` (JSON) in its metadata table under "edgecnn"."""
-    import flatbuffers
-
-    schema = _schema()
-    model = schema.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
+def embed_card_dict(model_bytes: bytes, card: dict) -> bytes:
+    """The same model with ``card`` (JSON) in its metadata table under "edgecnn". Use
+    ``ModelCard.embed``, which also keeps the card's ``size_bytes`` true."""
+    schema = flatbuf.schema()
+    model = flatbuf.unpack(model_bytes)
     payload = np.frombuffer(json.dumps(card, sort_keys=False).encode("utf-8"), dtype=np.uint8)
     model.metadata = [m for m in (model.metadata or []) if m.name not in (CARD_KEY,
                                                                              CARD_KEY.encode())]
@@ -154,9 +148,7 @@ def embed_card(model_bytes: bytes, card: dict) -> bytes:
     meta.name = CARD_KEY
     meta.buffer = len(model.buffers) - 1
     model.metadata.append(meta)
-    builder = flatbuffers.Builder(len(model_bytes) + len(payload) + 4096)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return flatbuf.pack(model, len(model_bytes) + len(payload) + 3072)
 
 
 # --- analysis --------------------------------------------------------------------------------
@@ -256,8 +248,8 @@ def input_spec(interpreter) -> dict:
             "scale": float(scale), "zero_point": int(zero_point)}
 
 
-def quantize_pixels(pixels: np.ndarray, spec: dict) -> np.ndarray:
-    """Raw RGB pixels (0-255) as an edgecnn model's input tensor.
+def quantize_pixels(pixels: np.ndarray, dtype: str) -> np.ndarray:
+    """Raw RGB pixels (0-255) as an edgecnn model's input tensor of ``dtype``.
 
     A float input takes the pixel values; an integer input takes the pixel itself (uint8)
     or the pixel minus 128 (int8). The input's scale and zero point then say what the
@@ -265,23 +257,27 @@ def quantize_pixels(pixels: np.ndarray, spec: dict) -> np.ndarray:
     itself when it was folded into the quantization (see converters.folds).
     """
     x = np.asarray(pixels, np.float32)
-    if spec["dtype"] == "float32":
-        return x
-    if spec["dtype"] == "uint8":
+    if dtype == "uint8":
         return np.clip(np.round(x), 0, 255).astype(np.uint8)
-    return (np.clip(np.round(x), 0, 255) - 128).astype(np.int8)
+    if dtype == "int8":
+        return (np.clip(np.round(x), 0, 255) - 128).astype(np.int8)
+    return x
 
 
-def run_logits(interpreter, pixels: np.ndarray, name: str = "the model") -> np.ndarray:
-    """Run images (N, H, W, 3) of raw pixels one by one; float logits (N, classes)."""
-    spec = input_spec(interpreter)
+def run_logits(interpreter, pixels: np.ndarray, name: str = "the model",
+               to_input=None) -> np.ndarray:
+    """Run images (N, H, W, 3) of raw pixels one by one; float logits (N, classes).
+    ``to_input`` turns raw pixels into the input tensor (default: raw pixels in the input's
+    dtype, as every edgecnn model takes them; ``ModelCard.pixels_to_input`` says so)."""
+    dtype = input_spec(interpreter)["dtype"]
+    to_input = to_input or (lambda x: quantize_pixels(x, dtype))
     in_index = interpreter.get_input_details()[0]["index"]
     out = interpreter.get_output_details()[0]
     scale, zero_point = out["quantization"]
     results = []
     for image in np.asarray(pixels):
         try:
-            interpreter.set_tensor(in_index, quantize_pixels(image[None], spec))
+            interpreter.set_tensor(in_index, to_input(image[None]))
             interpreter.invoke()
             y = interpreter.get_tensor(out["index"]).astype(np.float32)
         except (ValueError, RuntimeError) as exc:

@@ -15,32 +15,14 @@ Numpy and the LiteRT schema only (no TensorFlow).
 """
 from __future__ import annotations
 
-import functools
-
 import numpy as np
+
+from .flatbuf import opcode_name, schema as _schema, unpack
 
 ADD_RATIO = (2.0 ** -10, 2.0 ** 8)      # each input scale / output scale
 MUL_RATIO = (2.0 ** -16, 2.0 ** 8)      # input1 scale x input2 scale / output scale
 CONV_RATIO = (2.0 ** -32, 2.0 ** 8)     # input scale x weight scale / output scale
 INT8_ELEMENTWISE = {"ADD": ADD_RATIO, "MUL": MUL_RATIO}
-
-
-def _schema():
-    from ai_edge_litert import schema_py_generated as schema
-
-    return schema
-
-
-@functools.lru_cache(maxsize=None)
-def _builtin_names() -> dict:
-    return {v: k for k, v in vars(_schema().BuiltinOperator).items() if not k.startswith("_")}
-
-
-def opcode_name(model, op) -> str:
-    """The builtin name of an operator of an unpacked (``ModelT``) model."""
-    code = model.operatorCodes[op.opcodeIndex]
-    value = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
-    return _builtin_names().get(value, str(value))
 
 
 def tensor_scale(tensor) -> float | None:
@@ -82,7 +64,7 @@ def scale_refusal(model, graph, op) -> str | None:
 def scale_refusals(model_bytes: bytes) -> dict[int, str]:
     """``{op index: reason}`` for every int8 ADD/MUL of the main graph that XNNPACK refuses
     for its quantization scales."""
-    model = _schema().ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
+    model = unpack(model_bytes)
     graph = model.subgraphs[0]
     found = {}
     for index, op in enumerate(graph.operators):

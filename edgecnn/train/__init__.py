@@ -1,5 +1,4 @@
-"""Training: ``edgecnn train`` (float epochs, QAT, int8 conversion) in a resumable run folder,
-on one device or across devices and machines with tf.distribute."""
-from .loop import TrainConfig, train
-
-__all__ = ["TrainConfig", "train"]
+"""Training building blocks: checkpoints and the epoch log (``checkpoints``), Keras
+callbacks (``callbacks``), optimizers and BatchNorm momentum (``optim``), the warm-up +
+cosine schedule (``schedule``), tf.distribute strategies (``strategy``), TensorBoard events
+(``events``). The ``edgecnn train`` workflow that uses them is :mod:`edgecnn.jobs.train`."""

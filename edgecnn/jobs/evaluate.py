@@ -1,0 +1,79 @@
+"""Evaluating a saved Keras model on an image folder with the same metrics as a .tflite
+(``edgecnn eval MODEL.keras``): the Keras side of ``runtime.evaluate``."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from ..converters.deploy import is_deployable
+from ..converters.qat import is_qat
+from ..errors import EdgecnnError
+from ..models.io import load_model
+from ..models.registry import Preprocessing
+from ..runtime.evaluate import evaluate_folder
+
+
+def _sidecar(path: str) -> dict:
+    """The JSON beside the model (same name, .json; e.g. a model card), or {}."""
+    side = os.path.splitext(path)[0] + ".json"
+    if not os.path.isfile(side):
+        return {}
+    try:
+        with open(side) as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def input_preprocessing(model, path: str | None = None) -> Preprocessing | None:
+    """How to turn raw pixels into ``model``'s input; None when it takes raw pixels.
+
+    A deployable or QAT model (pixel normalization inside) takes raw pixels. Otherwise the
+    model's build record (``model.edgecnn``, saved in the file by ``save_model``), else the
+    ``preprocessing`` of a JSON beside the file (a model card).
+    """
+    if is_deployable(model):
+        return None
+    config = getattr(model, "edgecnn", None)
+    if config is not None:
+        return config.preprocessing
+    pre = _sidecar(path).get("preprocessing") if path else None
+    if isinstance(pre, dict) and "mean" in pre and "std" in pre:
+        return Preprocessing(tuple(pre["mean"]), tuple(pre["std"]))
+    raise EdgecnnError(f"cannot tell how {path or model.name} normalizes its input: save it "
+                       f"with edgecnn.models.io.save_model (which records the family) or put "
+                       f"a JSON with \"preprocessing\": {{\"mean\", \"std\"}} beside it")
+
+
+def pixel_scores(model, preprocessing: Preprocessing | None, batch_size: int = 32):
+    """A function: raw uint8 pixels (n, H, W, 3) -> the model's outputs (n, K) as numpy."""
+    def run(pixels: np.ndarray) -> np.ndarray:
+        x = np.asarray(pixels, np.float32) if preprocessing is None else \
+            preprocessing.apply(pixels)
+        outs = [model(x[i:i + batch_size], training=False).numpy()
+                for i in range(0, len(x), batch_size)]
+        return np.concatenate(outs).reshape(len(x), -1)
+    return run
+
+
+def evaluate_keras(path: str, data_dir: str, *, top_k: int = 5, progress=None) -> dict:
+    """Metrics of a saved Keras model on ``data_dir``. Class names: the ``labels`` of a JSON
+    beside the model when it has them, else the folder's sorted sub-folders (as training
+    numbers them, so their count must match the model's outputs)."""
+    model = load_model(path)
+    shape = model.input_shape
+    if len(shape) != 4 or shape[-1] != 3 or shape[1] is None or shape[1] != shape[2]:
+        raise EdgecnnError(f"{path} takes input {shape}; edgecnn evaluates square RGB image "
+                           f"models (None, size, size, 3)")
+    num_outputs = int(np.prod(model.output_shape[1:]))
+    labels = _sidecar(path).get("labels")
+    class_names = [str(x) for x in labels] if isinstance(labels, list) and \
+        len(labels) == num_outputs else None
+    run = pixel_scores(model, input_preprocessing(model, path))
+    result = evaluate_folder(run, data_dir, int(shape[1]), class_names, num_outputs,
+                             top_k=top_k, progress=progress)
+    return {"model": os.path.abspath(path), "format": "keras",
+            "precision": "float32 (QAT)" if is_qat(model) else "float32", **result}
