@@ -5,16 +5,14 @@ its rounding rules as a :class:`Rounding`; :func:`decode` applies the width mult
 every row and yields one resolved :class:`Block` per block, which :func:`build_blocks`
 turns into layers by looking the block's kind up in :data:`BLOCK_KINDS`:
 
-=============  ==========================================  ==============================
-kind           block (edgecnn.models.blocks)               families
-=============  ==========================================  ==============================
-``ds``         depthwise separable                         MobileNet V1
-``ir``         inverted residual (optional SE)             MobileNet V2, V3
-``mbconv``     inverted residual, SE, drop-connect         EfficientNet B0-B7, Lite0-4
-``shuffle``    ShuffleNet V1 unit                          ShuffleNet V1
-``shuffle_v2`` ShuffleNet V2 unit                          ShuffleNet V2
-``xception``   Xception block of separable convs           Xception
-=============  ==========================================  ==============================
+- ``ds``: depthwise separable (MobileNet V1);
+- ``ir``: inverted residual with optional squeeze-excite (MobileNet V2, V3);
+- ``mbconv``: inverted residual with squeeze-excite and drop-connect (EfficientNet B0-B7,
+  Lite0-4);
+- ``shuffle``: ShuffleNet V1 unit; ``shuffle_v2``: ShuffleNet V2 unit;
+- ``xception``: Xception's block of separable convolutions.
+
+The blocks themselves are functions of :mod:`edgecnn.models.blocks`.
 
 Fields that only one kind has (ShuffleNet V1's ``groups``, Xception's ``filters``,
 ``shortcut`` and ``pool``) travel in the row's and the block's ``extra`` mapping and read
