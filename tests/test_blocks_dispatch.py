@@ -4,6 +4,7 @@ import ast
 import dataclasses
 import importlib
 import inspect
+import pickle
 
 import pytest
 from conftest import family_representative
@@ -79,6 +80,7 @@ def test_extra_fields_read_as_attributes():
         row.groups
     block = builder.decode([row], 0.5, 16, builder.Rounding(out=lambda c, a: int(c * a)))[0]
     assert block.filters == (32, 64) and block.out == 32
+    assert pickle.loads(pickle.dumps(block)) == block  # plain data, e.g. for a process pool
     with pytest.raises(AttributeError):
         block.groups
 

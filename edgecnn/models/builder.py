@@ -22,7 +22,6 @@ turns them into the printable stage table of any configuration.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Callable, Mapping, NamedTuple
 
 from ..errors import EdgecnnError
@@ -36,11 +35,8 @@ from .blocks import (
 )
 from .scaling import make_divisible
 
-NO_EXTRA: Mapping = MappingProxyType({})
-
-
-def _extra_field(extra: Mapping, owner: str, name: str):
-    if name.startswith("__") or name not in extra:
+def _extra_field(extra: Mapping | None, owner: str, name: str):
+    if name.startswith("__") or not extra or name not in extra:
         raise AttributeError(f"{owner} has no field {name!r}")
     return extra[name]
 
@@ -63,7 +59,7 @@ class StageRow(NamedTuple):
     out: int
     se: float = 0.0
     act: str = "relu6"
-    extra: Mapping = NO_EXTRA
+    extra: Mapping | None = None
 
     def __getattr__(self, name):
         return _extra_field(self.extra, "StageRow", name)
@@ -84,10 +80,10 @@ class Block:
     expand: int | None
     se: int | None
     act: str
-    extra: Mapping = field(default_factory=lambda: NO_EXTRA)  # the kind's own fields (resolved)
+    extra: dict = field(default_factory=dict)  # the kind's own fields (resolved)
 
-    def __getattr__(self, name):
-        return _extra_field(self.__dict__.get("extra", NO_EXTRA), "Block", name)
+    def __getattr__(self, name):  # self.__dict__: no recursion while unpickling
+        return _extra_field(self.__dict__.get("extra"), "Block", name)
 
 
 def truncate(channels: float, ratio: float) -> int:
@@ -139,7 +135,7 @@ def decode(stages: list, alpha: float, in_channels: int, rounding: Rounding,
         b = 0
         for row in [rows] if isinstance(rows, StageRow) else rows:
             out = rounding.out(row.out, alpha)
-            extra = rounding.extra(row.extra, alpha) if row.extra else NO_EXTRA
+            extra = dict(rounding.extra(row.extra, alpha)) if row.extra else {}
             for repeat in range(row.repeats):
                 base = out if rounding.expand_from == "out" else in_channels
                 expand = rounding.expand(base, row.expansion) if row.expansion != 1 else None
