@@ -1,16 +1,35 @@
-"""The block library shared by every family.
+"""The block library shared by every family: blocks, stems and classifier heads.
 
 Blocks are plain functions that add named, standard Keras layers to a functional graph
-(STYLE.md: tfmot then sees every Conv/BN/ReLU and folds them itself). Each block takes a
-``names`` mapping from its role (``"expand"``, ``"dw_bn"``, ...) to a layer name, so one
-block serves the keras.applications naming of the MobileNets and edgecnn's own scheme.
+(STYLE.md: tfmot then sees every Conv/BN/ReLU and folds them itself); the few non-standard
+layers come from :mod:`edgecnn.models.layers`. Each function takes a ``names`` mapping from
+its role (``"expand"``, ``"dw_bn"``, ...) to a layer name, so one block serves the
+keras.applications naming of the MobileNets, EfficientNet and Xception and edgecnn's own
+scheme. :mod:`edgecnn.models.builder` maps each block kind of a stage table to one of them:
+
+- :func:`depthwise_separable` (MobileNet V1), :func:`inverted_residual` (MobileNet V2/V3,
+  and EfficientNet's MBConv with its squeeze-excite and drop-connect),
+  :func:`shuffle_unit` (ShuffleNet V1), :func:`shuffle_v2_unit` (ShuffleNet V2),
+  :func:`xception_block` (Xception);
+- stems and heads: :func:`conv_bn_act`, :func:`pooled_stem` (both ShuffleNets),
+  :func:`dense_classifier` (pooled features -> Dense softmax: MobileNet V2, EfficientNet,
+  ShuffleNet, Xception) and :func:`conv_classifier` (1x1-conv logits: MobileNet V1/V3);
+- the BatchNorm settings of the families: :class:`BatchNorm`, :data:`PYTORCH_BN`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Mapping
 
 from .._keras import layers
-from .layers import HardSigmoid, HardSwish
+from .layers import (
+    ChannelShuffle,
+    ChannelSplit,
+    DepthwiseAveragePooling2D,
+    HardSigmoid,
+    HardSwish,
+)
 
 ACTIVATIONS = ("relu", "relu6", "hard_swish", "hard_sigmoid", "swish", "sigmoid", "linear")
 
@@ -24,6 +43,10 @@ class BatchNorm:
 
     def __call__(self, name: str):
         return layers.BatchNormalization(epsilon=self.epsilon, momentum=self.momentum, name=name)
+
+
+#: PyTorch's BatchNorm defaults, as the ShuffleNet reference code (V1 and V2) trains with.
+PYTORCH_BN = BatchNorm(epsilon=1e-5, momentum=0.9)
 
 
 def activation(kind: str, name: str | None = None):
@@ -162,3 +185,142 @@ def conv_classifier(x, num_classes: int, *, dropout: float, names: dict, pre_act
     x = layers.Conv2D(num_classes, 1, padding="same", name=names["logits"])(x)
     x = layers.Flatten(name=names["flatten"])(x)
     return layers.Activation("softmax", name=names["predictions"])(x)
+
+
+def shuffle_unit(x, *, bottleneck: int, out: int, kernel: int, stride: int, groups: int,
+                 expand_groups: int, names: dict, bn: BatchNorm):
+    """ShuffleNet V1's unit (Zhang et al. 2017, Fig. 2 b/c).
+
+    1x1 group conv (``expand_groups`` groups) to ``bottleneck`` -> BN -> ReLU -> channel
+    shuffle -> depthwise conv -> BN -> 1x1 group conv -> BN, added to the identity (stride
+    1, then ReLU) or, at stride 2, ReLU and concatenated with a 3x3 stride-2 average pool of
+    the input (the main branch then makes ``out - in`` channels). Names: expand, expand_bn,
+    expand_relu, shuffle, dw, dw_bn, project, project_bn, project_relu, pool, concat, add,
+    relu.
+    """
+    shortcut = x
+    branch = out - x.shape[-1] if stride == 2 else out
+    x = layers.Conv2D(bottleneck, 1, use_bias=False, groups=expand_groups,
+                      name=names["expand"])(x)
+    x = bn(names["expand_bn"])(x)
+    x = layers.ReLU(name=names["expand_relu"])(x)
+    if groups > 1:
+        x = ChannelShuffle(groups, name=names["shuffle"])(x)
+    x = layers.DepthwiseConv2D(kernel, strides=stride, padding="same", use_bias=False,
+                               name=names["dw"])(x)
+    x = bn(names["dw_bn"])(x)
+    x = layers.Conv2D(branch, 1, use_bias=False, groups=groups, name=names["project"])(x)
+    x = bn(names["project_bn"])(x)
+    if stride == 2:
+        x = layers.ReLU(name=names["project_relu"])(x)
+        shortcut = DepthwiseAveragePooling2D(3, 2, name=names["pool"])(shortcut)
+        return layers.Concatenate(name=names["concat"])([shortcut, x])
+    x = layers.Add(name=names["add"])([shortcut, x])
+    return layers.ReLU(name=names["relu"])(x)
+
+
+def _dw_bn(x, kernel: int, stride: int, names: dict, role: str, bn: BatchNorm):
+    x = layers.DepthwiseConv2D(kernel, strides=stride, padding="same", use_bias=False,
+                               name=names[role])(x)
+    return bn(names[role + "_bn"])(x)
+
+
+def _conv_bn_relu(x, filters: int, names: dict, role: str, bn: BatchNorm):
+    return conv_bn_act(x, filters, act="relu", bn=bn, names={
+        "conv": names[role], "bn": names[role + "_bn"], "act": names[role + "_relu"]})
+
+
+def shuffle_v2_unit(x, *, branch: int, out: int, kernel: int, stride: int, names: dict,
+                    bn: BatchNorm):
+    """ShuffleNet V2's unit (Ma et al. 2018, Fig. 3 c/d).
+
+    Stride 1: split the channels in halves, send the second through 1x1 conv (``branch``
+    channels) -> BN -> ReLU -> depthwise -> BN -> 1x1 conv -> BN -> ReLU. Stride 2: the
+    whole input goes through that branch (making ``out - in`` channels) and through a
+    shortcut (depthwise s2 -> BN -> 1x1 conv keeping ``in`` channels -> BN -> ReLU). Both
+    halves are concatenated and shuffled (2 groups). Names: split, expand(_bn, _relu), dw,
+    dw_bn, project(_bn, _relu), shortcut_dw(_bn), shortcut_project(_bn, _relu), concat,
+    shuffle.
+    """
+    in_channels = x.shape[-1]
+    if stride == 1:
+        shortcut, x = ChannelSplit(name=names["split"])(x)
+        made = out // 2
+    else:
+        shortcut = _dw_bn(x, kernel, 2, names, "shortcut_dw", bn)
+        shortcut = _conv_bn_relu(shortcut, in_channels, names, "shortcut_project", bn)
+        made = out - in_channels
+    x = _conv_bn_relu(x, branch, names, "expand", bn)
+    x = _dw_bn(x, kernel, stride, names, "dw", bn)
+    x = _conv_bn_relu(x, made, names, "project", bn)
+    x = layers.Concatenate(name=names["concat"])([shortcut, x])
+    return ChannelShuffle(2, name=names["shuffle"])(x)
+
+
+def _relu_after_add(x, name: str):
+    """ReLU of a residual sum that is also used un-activated (the next shortcut's input):
+    a 1x1 max pool first, an identity in float, so that the int8 converter fuses the ReLU
+    into MAX_POOL_2D, which keeps the sum's scale, and XNNPACK runs it (see xception.py)."""
+    x = layers.MaxPooling2D(1, strides=1, name=name + "_pool")(x)
+    return layers.Activation("relu", name=name)(x)
+
+
+def xception_block(x, filters: tuple, *, kernel: int = 3, act_at: str, first_act: bool,
+                   after_add: bool, shortcut: str | None, pool: bool, names: dict,
+                   bn: BatchNorm):
+    """A block of Xception (Chollet 2017, Fig. 5): separable convs, each followed by BN.
+
+    ``act_at="pre"``: a ReLU before each separable conv (``first_act=False`` skips the
+    first, whose input is already a ReLU output; ``after_add``: the input is the previous
+    block's residual sum, see :func:`_relu_after_add`); ``"post"``: after each BN.
+    ``pool``: a 3x3 stride-2 max pool at the end. ``shortcut``: "conv" (1x1 conv, stride 2
+    with the pool, + BN), "identity", or None (no residual). Names: sepconv{i},
+    sepconv{i}_bn, sepconv{i}_act, pool, residual_conv, residual_bn, add.
+    """
+    residual = x
+    for i, count in enumerate(filters, start=1):
+        role = f"sepconv{i}"
+        if act_at == "pre" and (i > 1 or first_act):
+            x = _relu_after_add(x, names[role + "_act"]) if i == 1 and after_add else \
+                layers.Activation("relu", name=names[role + "_act"])(x)
+        x = layers.SeparableConv2D(count, kernel, padding="same", use_bias=False,
+                                   name=names[role])(x)
+        x = bn(names[role + "_bn"])(x)
+        if act_at == "post":
+            x = layers.Activation("relu", name=names[role + "_act"])(x)
+    if pool:
+        x = layers.MaxPooling2D(3, strides=2, padding="same", name=names["pool"])(x)
+    if shortcut == "conv":
+        residual = conv_bn_act(residual, filters[-1], 1, 2 if pool else 1, act=None, bn=bn,
+                               names={"conv": names["residual_conv"],
+                                      "bn": names["residual_bn"]})
+    if shortcut is not None:
+        x = layers.Add(name=names["add"])([x, residual])
+    return x
+
+
+#: The names of :func:`pooled_stem`'s layers in both ShuffleNets.
+POOLED_STEM_NAMES = MappingProxyType(
+    {"conv": "stem_conv", "bn": "stem_bn", "act": "stem_relu", "pool": "stem_pool"})
+
+
+def pooled_stem(x, channels: int, *, bn: BatchNorm, names: Mapping = POOLED_STEM_NAMES):
+    """ShuffleNet's stem (V1 and V2): 3x3 conv stride 2 -> BN -> ReLU -> 3x3 max pool s2.
+    Names: conv, bn, act, pool."""
+    x = conv_bn_act(x, channels, 3, 2, act="relu", bn=bn, names=names)
+    return layers.MaxPooling2D(3, 2, padding="same", name=names["pool"])(x)
+
+
+#: keras.applications' names of the pooled Dense classifier (MobileNetV2, Xception, ...).
+DENSE_CLASSIFIER_NAMES = MappingProxyType(
+    {"pool": "avg_pool", "dropout": "dropout", "predictions": "predictions"})
+
+
+def dense_classifier(x, num_classes: int, *, dropout: float,
+                     names: Mapping = DENSE_CLASSIFIER_NAMES):
+    """Global average pool -> Dropout (when ``dropout``) -> Dense softmax.
+    Names: pool, dropout, predictions."""
+    x = layers.GlobalAveragePooling2D(name=names["pool"])(x)
+    if dropout:
+        x = layers.Dropout(dropout, name=names["dropout"])(x)
+    return layers.Dense(num_classes, activation="softmax", name=names["predictions"])(x)

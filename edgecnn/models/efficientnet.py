@@ -9,6 +9,10 @@ level's resolution. MBConv block: 1x1 expand (``in * ratio`` channels, unrounded
 identity shortcut where the shape allows and drop-connect (stochastic depth) before the
 addition, its rate growing linearly from 0 to ``drop_connect`` over the blocks.
 
+The table is decoded by :func:`edgecnn.models.builder.decode` into ``mbconv`` blocks, which
+:func:`~edgecnn.models.builder.build_blocks` builds (block ``i`` of ``n`` with drop-connect
+rate ``drop_connect * i / n``); stem, head and classifier come from the block library.
+
 B: swish everywhere; layer names follow keras.applications.EfficientNetB0-B7 so its weight
 files load by name. keras puts Rescaling and Normalization layers (7 statistics) at the input;
 edgecnn declares that as the spec's preprocessing instead, and pools the squeeze-excite with
@@ -23,12 +27,18 @@ stay fixed); ``input_size``/``rho`` override the resolution.
 """
 from __future__ import annotations
 
-from dataclasses import replace
-
 from .._keras import keras, layers
 from ..errors import EdgecnnError
-from .blocks import BatchNorm, conv_bn_act, inverted_residual, stride_pad
-from .builder import StageRow, Rounding, decode, table_rows
+from .blocks import BatchNorm, conv_bn_act, dense_classifier, stride_pad
+from .builder import (
+    Rounding,
+    StageRow,
+    build_blocks,
+    decode,
+    divisible_by_8,
+    table_rows,
+    truncate,
+)
 from .registry import IMAGENET_MEAN_STD, ModelSpec, Preprocessing, register_model
 from .scaling import make_divisible, round_repeats
 
@@ -42,18 +52,20 @@ LITE_PREPROCESSING = Preprocessing((127.0,) * 3, (128.0,) * 3,
                                    description="RGB 0-255: (x - 127) / 128")
 
 STEM, HEAD, SE_RATIO = 32, 1280, 0.25
-# kind, repeats, kernel, stride, expansion, out   (Table 1, EfficientNet-B0)
+# kind, repeats, kernel, stride, expansion, out, SE ratio   (Table 1, EfficientNet-B0;
+# Lite drops the SE)
 STAGES = [
-    StageRow("mbconv", 1, 3, 1, 1, 16),    # 112x112 in
-    StageRow("mbconv", 2, 3, 2, 6, 24),    # 112x112
-    StageRow("mbconv", 2, 5, 2, 6, 40),    # 56x56
-    StageRow("mbconv", 3, 3, 2, 6, 80),    # 28x28
-    StageRow("mbconv", 3, 5, 1, 6, 112),   # 14x14
-    StageRow("mbconv", 4, 5, 2, 6, 192),   # 14x14
-    StageRow("mbconv", 1, 3, 1, 6, 320),   # 7x7
+    StageRow("mbconv", 1, 3, 1, 1, 16, SE_RATIO),    # 112x112 in
+    StageRow("mbconv", 2, 3, 2, 6, 24, SE_RATIO),    # 112x112
+    StageRow("mbconv", 2, 5, 2, 6, 40, SE_RATIO),    # 56x56
+    StageRow("mbconv", 3, 3, 2, 6, 80, SE_RATIO),    # 28x28
+    StageRow("mbconv", 3, 5, 1, 6, 112, SE_RATIO),   # 14x14
+    StageRow("mbconv", 4, 5, 2, 6, 192, SE_RATIO),   # 14x14
+    StageRow("mbconv", 1, 3, 1, 6, 320, SE_RATIO),   # 7x7
 ]
-ROUNDING = Rounding(out=lambda c, width: make_divisible(c * width, 8),
-                    expand=lambda c, ratio: int(c * ratio), se=None)
+# SE: max(1, int(in * 0.25)) of the block's input channels (not of the expanded ones)
+ROUNDING = Rounding(out=divisible_by_8, expand=truncate,
+                    se=lambda c, ratio: max(1, int(c * ratio)), se_from="in")
 BN = BatchNorm(epsilon=1e-3, momentum=0.99)
 
 # level -> (width, depth, resolution, dropout)   (paper section 4 / keras.applications)
@@ -72,12 +84,10 @@ def _arch(width: float, depth: float, lite: bool):
     rows = [row if lite and i in (0, last) else
             row._replace(repeats=round_repeats(row.repeats, depth))
             for i, row in enumerate(STAGES)]
-    act = "relu6" if lite else "swish"
-    rows = [row._replace(act=act) for row in rows]
+    rows = [row._replace(act="relu6", se=0.0) if lite else row._replace(act="swish")
+            for row in rows]
     stem = STEM if lite else make_divisible(STEM * width, 8)
     blocks = decode(rows, width, stem, ROUNDING)
-    if not lite:
-        blocks = [replace(b, se=max(1, int(b.in_channels * SE_RATIO))) for b in blocks]
     head = HEAD if lite else make_divisible(HEAD * width, 8)
     return stem, blocks, head
 
@@ -111,16 +121,6 @@ LITE_ENDS = {"stem_pad": "stem_pad", "stem_conv": "stem_conv", "stem_bn": "stem_
              "predictions": "predictions"}
 
 
-def mbconv(x, block, *, names: dict, bn: BatchNorm, drop_rate: float):
-    """MBConv: the shared inverted residual with EfficientNet's squeeze-excite (reduced
-    from the block's input width, its activation the block's, a sigmoid gate) and
-    drop-connect."""
-    return inverted_residual(x, expand=block.expand, out=block.out, kernel=block.kernel,
-                             stride=block.stride, act=block.act, names=names, bn=bn,
-                             pad="keras", se=block.se, se_act=block.act, se_gate="sigmoid",
-                             drop_rate=drop_rate)
-
-
 def _check_drop_connect(drop_connect) -> float:
     try:
         rate = float(drop_connect)
@@ -144,16 +144,12 @@ def _builder(name: str, width: float, depth: float, lite: bool):
         x = stride_pad(inputs, 3, ends["stem_pad"], "keras")
         x = conv_bn_act(x, stem, 3, 2, act=act, bn=BN, padding="valid", names={
             "conv": ends["stem_conv"], "bn": ends["stem_bn"], "act": ends["stem_act"]})
-        for block in blocks:
-            x = mbconv(x, block, names=block_names(block), bn=BN,
-                       drop_rate=drop_connect * block.index / len(blocks))
+        x = build_blocks(x, blocks, names=block_names, bn=BN, pad="keras",
+                         drop_connect=drop_connect)
         x = conv_bn_act(x, head, act=act, bn=BN, names={
             "conv": ends["head_conv"], "bn": ends["head_bn"], "act": ends["head_act"]})
         if include_top:
-            x = layers.GlobalAveragePooling2D(name=ends["pool"])(x)
-            if dropout:
-                x = layers.Dropout(dropout, name=ends["dropout"])(x)
-            x = layers.Dense(num_classes, activation="softmax", name=ends["predictions"])(x)
+            x = dense_classifier(x, num_classes, dropout=dropout, names=ends)
         return keras.Model(inputs, x, name=f"{name}_{alpha:g}_{input_size}")
 
     def describe(*, alpha, drop_connect=DEFAULT_DROP_CONNECT):

@@ -23,7 +23,8 @@ STAGES = [
     StageRow("ds", 1, 3, 2, 1, 1024),
     StageRow("ds", 1, 3, 1, 1, 1024),  # 7x7
 ]
-ROUNDING = Rounding(out=lambda c, alpha: int(c * alpha), expand=None, se=None)
+# no expansion or squeeze-excite: Rounding's default rules for them never apply
+ROUNDING = Rounding(out=lambda c, alpha: int(c * alpha))
 BN = BatchNorm(epsilon=1e-3, momentum=0.99)
 
 

@@ -5,8 +5,8 @@ Width: stem and block outputs ``make_divisible(c * alpha, 8)``; expansion ``t * 
 (unrounded); the last conv keeps 1280 channels for alpha <= 1 (as the paper and keras do).
 """
 from .._keras import keras, layers
-from .blocks import BatchNorm, conv_bn_act
-from .builder import Rounding, StageRow, build_blocks, decode, table_rows
+from .blocks import BatchNorm, conv_bn_act, dense_classifier
+from .builder import Rounding, StageRow, build_blocks, decode, table_rows, truncate
 from .registry import MINUS_ONE_TO_ONE, ModelSpec, register_model
 from .scaling import make_divisible
 
@@ -21,8 +21,8 @@ STAGES = [
     StageRow("ir", 3, 3, 2, 6, 160),   # 14x14
     StageRow("ir", 1, 3, 1, 6, 320),   # 7x7
 ]
-ROUNDING = Rounding(out=lambda c, alpha: make_divisible(int(c * alpha), 8),
-                    expand=lambda c, t: int(c * t), se=None)
+# no squeeze-excite: Rounding's default SE rule never applies
+ROUNDING = Rounding(out=lambda c, alpha: make_divisible(int(c * alpha), 8), expand=truncate)
 BN = BatchNorm(epsilon=1e-3, momentum=0.999)
 
 
@@ -49,10 +49,7 @@ def build(*, alpha, input_size, num_classes, include_top, dropout):
     x = conv_bn_act(x, last, act="relu6", bn=BN,
                     names={"conv": "Conv_1", "bn": "Conv_1_bn", "act": "out_relu"})
     if include_top:
-        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        if dropout:
-            x = layers.Dropout(dropout, name="dropout")(x)
-        x = layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+        x = dense_classifier(x, num_classes, dropout=dropout)
     return keras.Model(inputs, x, name=f"mobilenet_v2_{alpha:g}_{input_size}")
 
 

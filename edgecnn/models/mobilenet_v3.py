@@ -11,7 +11,7 @@ conv (1280 / 1024) grows only for alpha > 1. ``minimalistic=True``: 3x3 kernels,
 """
 from .._keras import keras, layers
 from .blocks import BatchNorm, activation, conv_bn_act, conv_classifier
-from .builder import Rounding, StageRow, build_blocks, decode, table_rows
+from .builder import Rounding, StageRow, build_blocks, decode, divisible_by_8, table_rows
 from .registry import MINUS_ONE_TO_ONE, ModelSpec, register_model
 from .scaling import make_divisible
 
@@ -42,9 +42,7 @@ SMALL = [
 ]
 STEM = 16
 LAST_POINT = {"large": 1280, "small": 1024}
-ROUNDING = Rounding(out=lambda c, alpha: make_divisible(c * alpha, 8),
-                    expand=lambda c, ratio: make_divisible(c * ratio, 8),
-                    se=lambda c, ratio: make_divisible(c * ratio, 8))
+ROUNDING = Rounding(out=divisible_by_8, expand=divisible_by_8, se=divisible_by_8)
 BN = BatchNorm(epsilon=1e-3, momentum=0.999)
 
 

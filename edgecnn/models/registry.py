@@ -2,6 +2,11 @@
 
 Each entry declares its default input size, the preprocessing its inputs expect, and the
 family options it accepts. Registering a name twice is an error.
+
+The registry knows no family: each family module registers its models when it is imported,
+and ``edgecnn.models`` (its ``__init__``) imports every family, so any import of
+``edgecnn.models`` or of one of its modules fills the registry (timm's layering:
+``registry`` <- ``blocks`` <- ``builder`` <- families <- ``__init__``).
 """
 from __future__ import annotations
 
@@ -139,13 +144,11 @@ def register_model(spec: ModelSpec) -> ModelSpec:
 
 def list_models() -> list[str]:
     """Names of every registered model, sorted."""
-    _load_families()
     return sorted(_REGISTRY)
 
 
 def get_model_spec(name: str) -> ModelSpec:
     """The spec of ``name``; an unknown name raises with the closest names."""
-    _load_families()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -191,7 +194,3 @@ def resolve_input_size(spec: ModelSpec, input_size=None, rho=None) -> int:
             f"input {size}x{size} is too small for {spec.name}: its final feature map must be "
             f"at least 1x1; use an input of at least {spec.min_input} pixels")
     return size
-
-
-def _load_families() -> None:
-    from . import families  # noqa: F401  (importing registers every family)

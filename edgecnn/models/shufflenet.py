@@ -20,19 +20,22 @@ are reproduced only by a stem of 24 x the largest power of two <= alpha, never b
 (0.25x/0.5x: 12, 1x/1.5x: 24, 2x: 48, as the authors' released code has it), rounded up to
 a multiple of g so that each stride-2 unit's main branch (``out - in``) divides by g (0.5x
 g=8: 16). Any alpha > 0 builds under these two rules.
+
+Table 1 is decoded by :func:`edgecnn.models.builder.decode` into ``shuffle`` blocks (the
+bottleneck a quarter of each unit's rounded output, ``Rounding(expand_from="out")``), built
+by :func:`~edgecnn.models.builder.build_blocks` with the block library's
+:func:`~edgecnn.models.blocks.shuffle_unit`; the stem (:func:`~edgecnn.models.blocks.pooled_stem`,
+shared with ShuffleNet V2), the classifier and the BatchNorm settings (PyTorch's) come from
+the block library too.
 """
 import math
 
 from .._keras import keras, layers
 from ..errors import EdgecnnError
-from .blocks import BatchNorm
-from .builder import Block, StageRow, require_channels, table_rows
-from .layers import ChannelShuffle, DepthwiseAveragePooling2D
+from .blocks import PYTORCH_BN, dense_classifier, pooled_stem
+from .builder import Rounding, StageRow, build_blocks, decode, require_channels, table_rows
 from .registry import IMAGENET_MEAN_STD, ModelSpec, register_model
 from .scaling import make_divisible
-
-# ---------------------------------------------------------------------------------------
-# ShuffleNet V1
 
 GROUPS = (1, 2, 3, 4, 8)
 STEM = 24
@@ -41,7 +44,7 @@ WIDTHS = {1: (144, 288, 576), 2: (200, 400, 800), 3: (240, 480, 960),
           4: (272, 544, 1088), 8: (384, 768, 1536)}
 # repeats, kernel, stride of stages 2 / 3 / 4 (the first unit of a stage has the stride)
 STAGE_SHAPE = [(4, 3, 2), (8, 3, 2), (4, 3, 2)]  # 56x56 / 28x28 / 14x14 in
-BN = BatchNorm(epsilon=1e-5, momentum=0.9)  # PyTorch's defaults, as the reference code
+BN = PYTORCH_BN  # as the reference code
 
 
 def check_groups(groups) -> int:
@@ -53,22 +56,21 @@ def check_groups(groups) -> int:
 
 def _stages(groups):
     """Table 1 as StageRows: the bottleneck (expansion) is a quarter of the unit's output."""
-    return [StageRow("shuffle", n, k, s, 0.25, c)
+    return [StageRow("shuffle", n, k, s, 0.25, c, act="relu", extra={"groups": groups})
             for (n, k, s), c in zip(STAGE_SHAPE, WIDTHS[groups])]
+
+
+def _rounding(groups) -> Rounding:
+    """Stage widths to a multiple of 4 g (so the bottleneck, a quarter, divides by g)."""
+    return Rounding(out=lambda c, alpha: make_divisible(c * alpha, 4 * groups),
+                    expand_from="out")
 
 
 def _arch(alpha, groups):
     groups = check_groups(groups)
     power = 2.0 ** math.floor(math.log2(alpha))  # largest power of two <= alpha
     stem = math.ceil(max(12, STEM * power) / groups) * groups
-    blocks, in_channels = [], stem
-    for stage, row in enumerate(_stages(groups), start=2):
-        out = make_divisible(row.out * alpha, 4 * groups)
-        for b in range(row.repeats):
-            blocks.append(Block("shuffle", stage, len(blocks), b, in_channels, out, row.kernel,
-                                row.stride if b == 0 else 1, int(out * row.expansion), None,
-                                "relu"))
-            in_channels = out
+    blocks = decode(_stages(groups), alpha, stem, _rounding(groups), first_stage=2)
     first = blocks[0]
     require_channels(f"shufflenet (groups={groups})", alpha, **{
         "first unit's main branch (stage 2 width minus the stem)": first.out - first.in_channels})
@@ -82,54 +84,13 @@ def _names(block):
         "project_bn", "project_relu", "pool", "concat", "add", "relu")}
 
 
-def shuffle_unit(x, block: Block, groups: int, names: dict, first: bool):
-    """One ShuffleNet V1 unit (Fig. 2 b/c); ``first``: stage 2's first unit, whose 1x1
-    conv is not grouped."""
-    shortcut = x
-    out = block.out - block.in_channels if block.stride == 2 else block.out
-    x = layers.Conv2D(block.expand, 1, use_bias=False, groups=1 if first else groups,
-                      name=names["expand"])(x)
-    x = BN(names["expand_bn"])(x)
-    x = layers.ReLU(name=names["expand_relu"])(x)
-    if groups > 1:
-        x = ChannelShuffle(groups, name=names["shuffle"])(x)
-    x = layers.DepthwiseConv2D(block.kernel, strides=block.stride, padding="same",
-                               use_bias=False, name=names["dw"])(x)
-    x = BN(names["dw_bn"])(x)
-    x = layers.Conv2D(out, 1, use_bias=False, groups=groups, name=names["project"])(x)
-    x = BN(names["project_bn"])(x)
-    if block.stride == 2:
-        x = layers.ReLU(name=names["project_relu"])(x)
-        shortcut = DepthwiseAveragePooling2D(3, 2, name=names["pool"])(shortcut)
-        return layers.Concatenate(name=names["concat"])([shortcut, x])
-    x = layers.Add(name=names["add"])([shortcut, x])
-    return layers.ReLU(name=names["relu"])(x)
-
-
-def stem(inputs, channels: int):
-    """ShuffleNet's stem (V1 and V2): 3x3 conv stride 2 -> BN -> ReLU -> 3x3 max pool s2."""
-    x = layers.Conv2D(channels, 3, strides=2, padding="same", use_bias=False,
-                      name="stem_conv")(inputs)
-    x = BN("stem_bn")(x)
-    x = layers.ReLU(name="stem_relu")(x)
-    return layers.MaxPooling2D(3, 2, padding="same", name="stem_pool")(x)
-
-
-def classifier(x, num_classes: int, dropout: float):
-    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    if dropout:
-        x = layers.Dropout(dropout, name="dropout")(x)
-    return layers.Dense(num_classes, activation="softmax", name="predictions")(x)
-
-
 def build(*, alpha, input_size, num_classes, include_top, dropout, groups=3):
     stem_channels, blocks = _arch(alpha, groups)
     inputs = layers.Input((input_size, input_size, 3), name="input")
-    x = stem(inputs, stem_channels)
-    for i, block in enumerate(blocks):
-        x = shuffle_unit(x, block, groups, _names(block), first=i == 0)
+    x = pooled_stem(inputs, stem_channels, bn=BN)
+    x = build_blocks(x, blocks, names=_names, bn=BN)
     if include_top:
-        x = classifier(x, num_classes, dropout)
+        x = dense_classifier(x, num_classes, dropout=dropout)
     return keras.Model(inputs, x, name=f"shufflenet_g{groups}_{alpha:g}_{input_size}")
 
 

@@ -25,22 +25,38 @@ are fake-quantized separately (tfmot's ConcatTransform, which would quantize onl
 concat, skips a Concatenate fed by a non-keras layer such as ChannelSplit), so the converter
 adds 2 int8 -> int8 requantize ops per stride-1 unit (26 at 1x); XNNPACK runs them inside
 its single partition (about +3 % latency at 224x224, x86, one thread).
+
+The widths are decoded by :func:`edgecnn.models.builder.decode` into ``shuffle_v2`` blocks
+(branch width half the output, ``Rounding(expand_from="out")``) and built by
+:func:`~edgecnn.models.builder.build_blocks` with the block library's
+:func:`~edgecnn.models.blocks.shuffle_v2_unit`; stem, classifier and BatchNorm settings
+(PyTorch's) are the block library's, shared with ShuffleNet V1.
 """
 import bisect
 
 from .._keras import keras, layers
-from .blocks import conv_bn_act
-from .builder import Block, require_channels, table_rows
-from .layers import ChannelShuffle, ChannelSplit
+from .blocks import PYTORCH_BN, conv_bn_act, dense_classifier, pooled_stem
+from .builder import (
+    Rounding,
+    StageRow,
+    block_row,
+    build_blocks,
+    decode,
+    require_channels,
+    table_rows,
+)
 from .registry import IMAGENET_MEAN_STD, ModelSpec, register_model
 from .scaling import make_divisible
-from .shufflenet import BN, classifier, stem
 
 STEM = 24
 REPEATS = (4, 8, 4)  # units per stage; the first of each has stride 2 (56x56 / 28 / 14 in)
 #: Table 5: alpha -> output channels of stage 2, 3, 4 and conv5.
 TABLE = {0.5: (48, 96, 192, 1024), 1.0: (116, 232, 464, 1024),
          1.5: (176, 352, 704, 1024), 2.0: (244, 488, 976, 2048)}
+# widths() gives final channel counts; the branch width (expansion) is half the output
+ROUNDING = Rounding(out=lambda c, alpha: c, expand_from="out")
+BN = PYTORCH_BN  # as the reference code
+HEAD_NAMES = {"conv": "head_conv", "bn": "head_bn", "act": "head_relu"}
 
 
 def widths(alpha: float) -> tuple:
@@ -62,12 +78,9 @@ def widths(alpha: float) -> tuple:
 
 def _arch(alpha):
     *stage_widths, last = widths(alpha)
-    blocks, in_channels = [], STEM
-    for stage, (repeats, out) in enumerate(zip(REPEATS, stage_widths), start=2):
-        for b in range(repeats):
-            blocks.append(Block("shuffle", stage, len(blocks), b, in_channels, out, 3,
-                                2 if b == 0 else 1, out // 2, None, "relu"))
-            in_channels = out
+    stages = [StageRow("shuffle_v2", repeats, 3, 2, 0.5, out, act="relu")
+              for repeats, out in zip(REPEATS, stage_widths)]
+    blocks = decode(stages, alpha, STEM, ROUNDING, first_stage=2)
     require_channels("shufflenet_v2", alpha, **{
         "first unit's main branch (stage 2 width minus the stem)": blocks[0].out - STEM})
     return blocks, last
@@ -81,51 +94,25 @@ def _names(block):
         "shortcut_project_bn", "shortcut_project_relu", "concat", "shuffle")}
 
 
-def _conv_bn_relu(x, filters, names, role):
-    return conv_bn_act(x, filters, act="relu", bn=BN, names={
-        "conv": names[role], "bn": names[role + "_bn"], "act": names[role + "_relu"]})
-
-
-def _dw_bn(x, stride, names, role):
-    x = layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False,
-                               name=names[role])(x)
-    return BN(names[role + "_bn"])(x)
-
-
-def shuffle_v2_unit(x, block: Block, names: dict):
-    """One ShuffleNet V2 unit (Fig. 3 c/d)."""
-    if block.stride == 1:
-        shortcut, x = ChannelSplit(name=names["split"])(x)
-        out = block.out // 2
-    else:
-        shortcut = _dw_bn(x, 2, names, "shortcut_dw")
-        shortcut = _conv_bn_relu(shortcut, block.in_channels, names, "shortcut_project")
-        out = block.out - block.in_channels
-    x = _conv_bn_relu(x, block.expand, names, "expand")
-    x = _dw_bn(x, block.stride, names, "dw")
-    x = _conv_bn_relu(x, out, names, "project")
-    x = layers.Concatenate(name=names["concat"])([shortcut, x])
-    return ChannelShuffle(2, name=names["shuffle"])(x)
+def _table_row(block):
+    return {**block_row(block), "kind": "shuffle"}  # the stage table's name of the unit
 
 
 def build(*, alpha, input_size, num_classes, include_top, dropout):
     blocks, last = _arch(alpha)
     inputs = layers.Input((input_size, input_size, 3), name="input")
-    x = stem(inputs, STEM)
-    for block in blocks:
-        x = shuffle_v2_unit(x, block, _names(block))
-    x = layers.Conv2D(last, 1, use_bias=False, name="head_conv")(x)
-    x = BN("head_bn")(x)
-    x = layers.ReLU(name="head_relu")(x)
+    x = pooled_stem(inputs, STEM, bn=BN)
+    x = build_blocks(x, blocks, names=_names, bn=BN)
+    x = conv_bn_act(x, last, act="relu", bn=BN, padding="valid", names=HEAD_NAMES)
     if include_top:
-        x = classifier(x, num_classes, dropout)
+        x = dense_classifier(x, num_classes, dropout=dropout)
     return keras.Model(inputs, x, name=f"shufflenet_v2_{alpha:g}_{input_size}")
 
 
 def describe(*, alpha):
     blocks, last = _arch(alpha)
     return {"stem": f"conv 3x3 s2, {STEM} ch, relu; max pool 3x3 s2",
-            "blocks": table_rows(blocks),
+            "blocks": table_rows(blocks, _table_row),
             "head": f"conv 1x1, {last} ch, relu; global avg pool, dense classifier, softmax "
                     "('expand' is the branch width, half the output)"}
 

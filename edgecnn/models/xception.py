@@ -25,106 +25,81 @@ int8 RELU (a clamp) only when input and output share their quantization, so each
 preceded by a 1x1 stride-1 MaxPooling2D, an identity in float: the converter fuses the
 ReLU into MAX_POOL_2D, whose output keeps its input's scale, and XNNPACK runs the whole
 network as one partition. No weights change.
+
+Figure 5's rows are :class:`~edgecnn.models.builder.StageRow` of kind ``xception``, each
+carrying its block's separable-conv filters, shortcut and pool as extra fields; they are
+decoded (every filter count rounded as above) and built like every other family's table,
+by :func:`~edgecnn.models.builder.build_blocks` with the block library's
+:func:`~edgecnn.models.blocks.xception_block`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import NamedTuple
+from dataclasses import replace
 
 from .._keras import keras, layers
 from ..errors import EdgecnnError
-from .blocks import BatchNorm, conv_bn_act
+from .blocks import BatchNorm, conv_bn_act, dense_classifier
+from .builder import Rounding, StageRow, build_blocks, decode, table_rows
 from .registry import MINUS_ONE_TO_ONE, ModelSpec, register_model
 from .scaling import round_channels
 
 
-class XBlock(NamedTuple):
+def _row(flow: str, repeats: int, filters: tuple, act_at: str, shortcut: str | None,
+         pool: bool, first_act: bool = True) -> StageRow:
     """A row of Figure 5: ``repeats`` identical blocks of 3x3 separable convolutions.
 
     filters: output channels of each separable conv (each followed by BatchNorm);
-    act: "pre" puts a ReLU before each separable conv (the residual blocks; ``first_act``
-    False skips the first, whose input is already a ReLU output), "post" after each BN;
-    shortcut: "conv" (1x1 stride-2 conv + BN), "identity", or None (no residual);
-    pool: a 3x3 stride-2 max pool after the last BN (the block's downsampling).
+    act_at: "pre" puts a ReLU before each separable conv (the residual blocks;
+    ``first_act`` False skips the first, whose input is already a ReLU output), "post"
+    after each BN; shortcut: "conv" (1x1 stride-2 conv + BN), "identity", or None (no
+    residual); pool: a 3x3 stride-2 max pool after the last BN (the block's downsampling).
     """
-
-    flow: str
-    repeats: int
-    filters: tuple
-    act: str
-    shortcut: str | None
-    pool: bool
-    first_act: bool = True
+    return StageRow("xception", repeats, 3, 2 if pool else 1, 1, filters[-1], act="relu",
+                    extra={"flow": flow, "filters": filters, "act_at": act_at,
+                           "shortcut": shortcut, "pool": pool, "first_act": first_act})
 
 
 # 3x3 'valid' stem convolutions: filters, stride   (299x299 in)
 STEM = [(32, 2), (64, 1)]
 FLOWS = [
-    XBlock("entry", 1, (128, 128), "pre", "conv", True, first_act=False),  # block2, 147x147 in
-    XBlock("entry", 1, (256, 256), "pre", "conv", True),                   # block3, 74x74
-    XBlock("entry", 1, (728, 728), "pre", "conv", True),                   # block4, 37x37
-    XBlock("middle", 8, (728, 728, 728), "pre", "identity", False),        # block5-12, 19x19
-    XBlock("exit", 1, (728, 1024), "pre", "conv", True),                   # block13, 19x19
-    XBlock("exit", 1, (1536, 2048), "post", None, False),                  # block14, 10x10
+    _row("entry", 1, (128, 128), "pre", "conv", True, first_act=False),  # block2, 147x147 in
+    _row("entry", 1, (256, 256), "pre", "conv", True),                   # block3, 74x74
+    _row("entry", 1, (728, 728), "pre", "conv", True),                   # block4, 37x37
+    _row("middle", 8, (728, 728, 728), "pre", "identity", False),        # block5-12, 19x19
+    _row("exit", 1, (728, 1024), "pre", "conv", True),                   # block13, 19x19
+    _row("exit", 1, (1536, 2048), "post", None, False),                  # block14, 10x10
 ]
 FIRST_BLOCK = 2  # keras numbers the stem "block1"
+ROUNDING = Rounding(out=round_channels, extra=lambda fields, alpha: {
+    **fields, "filters": tuple(round_channels(c, alpha) for c in fields["filters"])})
 BN = BatchNorm(epsilon=1e-3, momentum=0.99)
-
-
-@dataclass(frozen=True)
-class Block:
-    """A resolved block of the table: final channel counts and its keras number."""
-
-    number: int
-    flow: str
-    in_channels: int
-    filters: tuple
-    act: str
-    shortcut: str | None
-    pool: bool
-    first_act: bool
 
 
 def _arch(alpha):
     stem = [(round_channels(c, alpha), s) for c, s in STEM]
-    blocks, channels = [], stem[-1][0]
-    for row in FLOWS:
-        filters = tuple(round_channels(c, alpha) for c in row.filters)
-        for _ in range(row.repeats):
-            blocks.append(Block(FIRST_BLOCK + len(blocks), row.flow, channels, filters, row.act,
-                                row.shortcut, row.pool, row.first_act))
-            channels = filters[-1]
+    blocks = decode(FLOWS, alpha, stem[-1][0], ROUNDING)
+    # after_add: the block's input is the previous block's residual sum (see the docstring)
+    blocks = [replace(b, extra={**b.extra, "after_add": i > 0 and
+                                blocks[i - 1].shortcut is not None})
+              for i, b in enumerate(blocks)]
     return stem, blocks
 
 
-def _relu_after_add(x, name):
-    """ReLU of a residual sum that is also used un-activated (see the module docstring):
-    a 1x1 max pool first, so that the int8 ReLU keeps the sum's scale inside XNNPACK."""
-    x = layers.MaxPooling2D(1, strides=1, name=name + "_pool")(x)
-    return layers.Activation("relu", name=name)(x)
+def _names(block):
+    p = f"block{FIRST_BLOCK + block.index}_"
+    names = {role: p + role for role in ("pool", "residual_conv", "residual_bn", "add")}
+    for i in range(1, len(block.filters) + 1):
+        names.update({f"sepconv{i}{role}": f"{p}sepconv{i}{role}" for role in ("", "_bn", "_act")})
+    return names
 
 
-def _block(x, b: Block, after_add: bool):
-    p = f"block{b.number}"
-    shortcut = x
-    for i, filters in enumerate(b.filters, start=1):
-        if b.act == "pre" and (i > 1 or b.first_act):
-            name = f"{p}_sepconv{i}_act"
-            x = _relu_after_add(x, name) if i == 1 and after_add else \
-                layers.Activation("relu", name=name)(x)
-        x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False,
-                                   name=f"{p}_sepconv{i}")(x)
-        x = BN(f"{p}_sepconv{i}_bn")(x)
-        if b.act == "post":
-            x = layers.Activation("relu", name=f"{p}_sepconv{i}_act")(x)
-    if b.pool:
-        x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"{p}_pool")(x)
-    if b.shortcut == "conv":
-        shortcut = conv_bn_act(shortcut, b.filters[-1], 1, 2 if b.pool else 1, act=None, bn=BN,
-                               names={"conv": f"{p}_residual_conv", "bn": f"{p}_residual_bn"})
-    if b.shortcut is not None:
-        x = layers.Add(name=f"{p}_add")([x, shortcut])
-    return x
+def _table_row(b):
+    shortcut = {"conv": "1x1 sc", "identity": "id sc", None: "no sc"}[b.shortcut]
+    out = b.filters[0] if len(set(b.filters)) == 1 else "/".join(map(str, b.filters))
+    kind = f"{len(b.filters)}sep{'+pool' if b.pool else ''}, {shortcut}"
+    return {"stage": b.flow, "kind": kind, "kernel": b.kernel, "stride": b.stride,
+            "in": b.in_channels, "expand": "-", "out": out, "se": "-",
+            "act": f"{b.act} {b.act_at}"}
 
 
 def build(*, alpha, input_size, num_classes, include_top, dropout):
@@ -134,34 +109,17 @@ def build(*, alpha, input_size, num_classes, include_top, dropout):
     for i, (filters, stride) in enumerate(stem, start=1):
         x = conv_bn_act(x, filters, 3, stride, act="relu", bn=BN, padding="valid", names={
             "conv": f"block1_conv{i}", "bn": f"block1_conv{i}_bn", "act": f"block1_conv{i}_act"})
-    after_add = False
-    for b in blocks:
-        x = _block(x, b, after_add)
-        after_add = b.shortcut is not None
+    x = build_blocks(x, blocks, names=_names, bn=BN)
     if include_top:
-        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        if dropout:
-            x = layers.Dropout(dropout, name="dropout")(x)
-        x = layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+        x = dense_classifier(x, num_classes, dropout=dropout)
     return keras.Model(inputs, x, name=f"xception_{alpha:g}_{input_size}")
 
 
 def describe(*, alpha):
     stem, blocks = _arch(alpha)
-    rows = []
-    for b in blocks:
-        shortcut = {"conv": "1x1 sc", "identity": "id sc", None: "no sc"}[b.shortcut]
-        out = b.filters[0] if len(set(b.filters)) == 1 else "/".join(map(str, b.filters))
-        kind = f"{len(b.filters)}sep{'+pool' if b.pool else ''}, {shortcut}"
-        row = {"stage": b.flow, "kind": kind, "kernel": 3, "stride": 2 if b.pool else 1,
-               "in": b.in_channels, "expand": "-", "out": out, "se": "-",
-               "act": f"relu {b.act}", "repeats": 1}
-        if rows and {**rows[-1], "repeats": 1} == row:
-            rows[-1]["repeats"] += 1
-        else:
-            rows.append(row)
     return {"stem": ", ".join(f"conv 3x3 s{s} valid, {c} ch, relu" for c, s in stem),
-            "blocks": rows, "head": "global avg pool, dropout, dense classifier, softmax"}
+            "blocks": table_rows(blocks, _table_row),
+            "head": "global avg pool, dropout, dense classifier, softmax"}
 
 
 def _keras_kwargs(alpha):
@@ -176,4 +134,3 @@ register_model(ModelSpec(
     default_input=299, min_input=32, preprocessing=MINUS_ONE_TO_ONE, default_dropout=0.5,
     paper="Chollet 2017, Xception, arXiv:1610.02357",
     keras_app="Xception", keras_kwargs=_keras_kwargs))
-
