@@ -560,7 +560,7 @@ def run_sweep(name: str, alphas, resolutions, *, precision: str = "float32", thr
         raise EdgecnnError(f"threads must be a whole number >= 1, got {threads!r}")
     if budget_ms is not None:
         budget_ms = check_budget(budget_ms)  # before hours of work
-    from .converters.job import SYNTHETIC_WARNING, run_convert
+    from .jobs.convert import SYNTHETIC_WARNING, run_convert
     from .models import get_model_spec
     from .models.registry import check_alpha, resolve_input_size
 

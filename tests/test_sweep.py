@@ -46,7 +46,7 @@ def grid(tmp_path_factory, digit_folder):
 @pytest.fixture
 def counters(monkeypatch):
     """Count conversions and benchmarks (the real ones still run)."""
-    import edgecnn.converters.job as job
+    import edgecnn.jobs.convert as job
     import edgecnn.runtime.bench as bench
 
     calls = {"convert": [], "bench": []}

@@ -40,7 +40,7 @@ def convert(name, alpha, resolution, rho, num_classes, minimalistic, extra, int8
                                  default="int8" if qat else "float32")
     if qat and precision != "int8":
         raise EdgecnnError(f"--qat makes an int8 model; drop {PRECISION_FLAGS[precision]}")
-    from ..converters.job import run_convert
+    from ..jobs.convert import run_convert
 
     report = run_convert(
         name, alpha=alpha, resolution=resolution, rho=rho, num_classes=num_classes,

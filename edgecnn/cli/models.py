@@ -17,7 +17,7 @@ from .options import family_options, json_option, model_options
               "shipped catalog (needs TensorFlow).")
 def list_cmd(as_json, live):
     """Every registered network with its default input, params and MACs (alpha 1.0)."""
-    from .. import catalog
+    from ..jobs import catalog
 
     rows = catalog.generate() if live else catalog.load()
     if as_json:
@@ -56,7 +56,7 @@ def _names_a_file(target: str) -> bool:
         return True
     if not os.path.isdir(target):
         return False
-    from ..catalog import load
+    from ..jobs.catalog import load
 
     return target not in {row["name"] for row in load()}
 

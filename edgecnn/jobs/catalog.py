@@ -1,16 +1,20 @@
 """The model catalog: name, family, default input, params and MACs of every registered
-network at alpha 1.0 and 1000 classes, as shipped data (``catalog.json``).
+network at alpha 1.0 and 1000 classes, as shipped data (``edgecnn/catalog.json``, the
+package data pyproject names).
 
-``edgecnn list`` reads it, so it answers instantly and works on the light install; a test
-rebuilds every network and checks the file. Regenerate it after changing a family with
-``python -m edgecnn.catalog``.
+The reader, ``load``, needs no TensorFlow: ``edgecnn list`` reads the file, so it answers
+instantly and works on the light install. The generator, ``generate`` (``build_entry`` per
+network), builds every network (TensorFlow, imported only when called); a test rebuilds
+networks and checks the file. Regenerate it after changing a family with
+``python -m edgecnn.jobs.catalog``.
 """
 from __future__ import annotations
 
 import json
 import os
 
-PATH = os.path.join(os.path.dirname(__file__), "catalog.json")
+PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                    "catalog.json")  # edgecnn/catalog.json
 
 
 def load() -> list[dict]:
@@ -19,7 +23,7 @@ def load() -> list[dict]:
 
 
 def build_entry(name: str) -> dict:
-    from .models import count_macs, create_model, get_model_spec
+    from ..models import count_macs, create_model, get_model_spec
 
     spec = get_model_spec(name)
     model = create_model(name)
@@ -29,8 +33,8 @@ def build_entry(name: str) -> dict:
 
 
 def generate() -> list[dict]:
-    from .models import list_models
-    from .models.summary import release_models
+    from ..models import list_models
+    from ..models.summary import release_models
 
     rows = []
     for name in list_models():
@@ -40,7 +44,7 @@ def generate() -> list[dict]:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    from ._io import atomic_write_json
+    from .._io import atomic_write_json
 
     atomic_write_json(PATH, generate())
     print(f"wrote {PATH}")

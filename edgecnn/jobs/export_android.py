@@ -11,9 +11,9 @@ import json
 import os
 import tempfile
 
-from ._version import __version__
-from .errors import EdgecnnError
-from .runtime import tflite as rt
+from .._version import __version__
+from ..errors import EdgecnnError
+from ..runtime import tflite as rt
 
 BUNDLE_FILE = "edgecnn_bundle.json"
 LABELS_FILE = "labels.txt"

@@ -1,4 +1,7 @@
-"""The ``edgecnn convert`` job: build, (QAT), calibrate, convert, validate, write the card."""
+"""The ``edgecnn convert`` job: build, (QAT), calibrate, convert, validate, write the card.
+
+``run_convert`` is what ``edgecnn convert`` and every point of ``edgecnn sweep`` run; the
+conversion itself is ``edgecnn.converters.convert``."""
 from __future__ import annotations
 
 import contextlib
@@ -51,12 +54,12 @@ def run_convert(name, *, alpha=1.0, resolution=None, rho=None, num_classes=1000,
     and graph are those of a trained network of the same shape. strict: see
     ``edgecnn.convert``."""
     from .._io import check_output_path
+    from ..converters.convert import convert
+    from ..converters.qat import calibrate_ranges, fine_tune, quantize_aware
     from ..data import load_image_folder, synthetic_images
     from ..data.folder import list_image_files
     from ..models import create_model, get_model_spec
     from ..models.registry import check_alpha, resolve_input_size
-    from .convert import convert
-    from .qat import calibrate_ranges, fine_tune, quantize_aware
 
     options = options or {}
     spec = get_model_spec(name)
