@@ -11,7 +11,8 @@ from conftest import write_digit_folder
 from test_cli import LIGHT, assert_one_line_error
 
 from edgecnn.cli import cli
-from edgecnn.sweep import is_noisy, load_sweep, parse_list, pick_budget, report
+from edgecnn.jobs.sweep import load_sweep, parse_list, pick_budget, report
+from edgecnn.jobs.sweep.store import is_noisy
 
 ALPHAS, SIZES = (0.25, 0.5), (32, 48)
 # Few timed runs: these tests check what is written, not how fast anything is.

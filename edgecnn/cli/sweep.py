@@ -15,7 +15,7 @@ def _print_points(rows: list[dict], title: str, pick=None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from ..sweep import ms
+    from ..jobs.sweep import ms
 
     has_accuracy = any(r.get("top1") is not None for r in rows)
     roles = {}
@@ -82,7 +82,7 @@ def sweep(name, alphas, resolutions, int8, fp16, dynamic, threads, data_dir, out
           warmup, min_seconds, no_xnnpack, no_plots, as_json):
     """Build, convert and benchmark NAME at every alpha x resolution; write sweep.csv,
     sweep.md and plots. Points already measured in the folder are not redone."""
-    from ..sweep import parse_list, run_sweep
+    from ..jobs.sweep import parse_list, run_sweep
 
     alphas = parse_list(alphas, "--alpha", float)
     resolutions = parse_list(resolutions, "--resolution", int)
@@ -123,7 +123,7 @@ def sweep(name, alphas, resolutions, int8, fp16, dynamic, threads, data_dir, out
 def pick(directory, budget_ms, by, as_json):
     """Pick from a finished sweep DIR the configuration for a p50 latency budget (works
     without TensorFlow)."""
-    from ..sweep import load_sweep, pick_budget
+    from ..jobs.sweep import load_sweep, pick_budget
 
     settings, points = load_sweep(directory)
     if not points:
