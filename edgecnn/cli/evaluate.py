@@ -2,7 +2,6 @@
 predictions for image files. The .tflite paths need no TensorFlow (light install)."""
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 
@@ -12,25 +11,6 @@ from ..errors import EdgecnnError
 from .options import json_option
 
 KERAS_SUFFIXES = (".keras", ".h5")
-
-
-@contextlib.contextmanager
-def _progress(description: str, quiet: bool):
-    """A transient rich progress bar on stderr when it is a terminal (elsewhere it would
-    leave an empty line before an error); yields ``advance(done, total)``."""
-    from rich.console import Console
-
-    console = Console(stderr=True)
-    if quiet or not console.is_terminal:
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
-        TimeElapsedColumn
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), transient=True, console=console) as bar:
-        task = bar.add_task(description, total=None)
-        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def _warn(message: str) -> None:
@@ -73,7 +53,10 @@ def eval_cmd(model, data_dir, top_k, plot, threads, as_json):
         except ImportError:
             raise MissingExtraError("--plot (the confusion matrix PNG)",
                                     missing="matplotlib") from None
-    with _progress("evaluating", as_json) as progress:
+    from ..utils.progress import Progress
+
+    with Progress(as_json) as bar:
+        progress = bar.task("evaluating")
         if kind == "keras":
             from ..models.io import evaluate_keras
 

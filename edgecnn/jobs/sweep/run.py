@@ -15,6 +15,7 @@ import platform
 
 from ..._io import atomic_write_json
 from ...errors import EdgecnnError, MissingExtraError
+from ...utils.progress import Progress
 from .pick import check_budget
 from .reports import SweepResult, report
 from .store import (BENCH_SUFFIX, MANIFEST, check_settings, converted_card, load_point, ms,
@@ -120,7 +121,9 @@ def run_sweep(name: str, alphas, resolutions, *, precision: str = "float32", thr
 
     grid = [(a, r) for a in alphas for r in resolutions]
     measured, reused = [], []
-    with _Progress(len(grid), quiet) as progress:
+    # the finished bar and the per-point lines stay, also in a log file: a record of the run
+    with Progress(quiet, transient=False, terminal_only=False) as progress:
+        advance = progress.task("sweep", len(grid))
         if precision == "int8" and data_dir is None:
             progress.warn(SYNTHETIC_WARNING)
         if data_dir is not None and str(weights).lower() == "none":
@@ -131,18 +134,18 @@ def run_sweep(name: str, alphas, resolutions, *, precision: str = "float32", thr
             label = f"alpha {alpha:g} resolution {resolution}"
             if load_point(directory, stem, alpha, resolution, precision, threads) is not None:
                 reused.append(stem)
-                progress.update(index + 1, f"{label}: already measured")
+                advance(index + 1, description=f"{label}: already measured")
                 continue
             path = os.path.join(directory, stem + ".tflite")
             try:
                 if converted_card(directory, stem, alpha, resolution, precision) is None:
-                    progress.update(index, f"{label}: converting")
+                    advance(index, description=f"{label}: converting")
                     run_convert(name, alpha=alpha, resolution=resolution,
                                 num_classes=num_classes, options=options, precision=precision,
                                 weights=weights, data_dir=data_dir, calib_samples=calib_samples,
                                 io_dtype=io_dtype, output=path, quiet=True)
                     _release_keras()
-                progress.update(index, f"{label}: benchmarking")
+                advance(index, description=f"{label}: benchmarking")
                 bench = _benchmark(path, threads, runs, warmup, min_seconds, xnnpack)
             except MissingExtraError:
                 raise
@@ -150,7 +153,7 @@ def run_sweep(name: str, alphas, resolutions, *, precision: str = "float32", thr
                 raise EdgecnnError(f"{name} {label}: {exc}") from None
             atomic_write_json(os.path.join(directory, stem + BENCH_SUFFIX), bench)
             measured.append(stem)
-            progress.update(index + 1, f"{label}: done")
+            advance(index + 1, description=f"{label}: done")
             progress.log(f"{name} {label}: p50 {ms(float(bench['p50_ms']))} ms")
     result = report(directory, budget_ms, plots)
     result.measured, result.reused = measured, reused
@@ -174,39 +177,3 @@ def _release_keras() -> None:
     keras.backend.clear_session()
     gc.collect()
 
-
-class _Progress:
-    """A rich progress bar over the points (stderr), or nothing when quiet."""
-
-    def __init__(self, total: int, quiet: bool):
-        self.total, self.quiet = total, quiet
-        self.bar = self.task = None
-
-    def __enter__(self):
-        if not self.quiet:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
-                TimeElapsedColumn
-
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
-                                MofNCompleteColumn(), TimeElapsedColumn(),
-                                console=Console(stderr=True))
-            self.bar.__enter__()
-            self.task = self.bar.add_task("sweep", total=self.total)
-        return self
-
-    def update(self, done: int, what: str) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, completed=done, description=what)
-
-    def log(self, message: str) -> None:
-        if self.bar is not None:
-            self.bar.console.print(message)
-
-    def warn(self, message: str) -> None:
-        self.log(f"[bold yellow]warning:[/bold yellow] {message}")
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
-        return False
