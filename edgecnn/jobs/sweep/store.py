@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from ..._io import atomic_write_bytes
 from ...errors import EdgecnnError
+from ...runtime.bench import is_noisy
 
 MANIFEST = "sweep.json"
 CSV_NAME = "sweep.csv"
@@ -57,24 +58,10 @@ class SweepPoint:
             "xnnpack": bench.get("xnnpack"), "runs": bench.get("runs"),
             **{k: _float(bench.get(k)) for k in ("p50_ms", "p90_ms", "mean_ms", "std_ms",
                                                   "min_ms", "max_ms")},
-            "noisy": is_noisy(bench),
+            "noisy": is_noisy(bench, against_min=True),
             "top1": accuracy.get("tflite_top1"), "keras_top1": accuracy.get("keras_top1"),
             "accuracy_samples": accuracy.get("samples"), "tflite": self.stem + ".tflite",
         }
-
-
-NOISY_RATIO = 1.5
-
-
-def is_noisy(bench: dict) -> bool:
-    """A measurement disturbed by other work on the machine: a wide spread (p90/p50 > 1.5, as
-    the runner flags it) or a median far above the fastest run (p50/min > 1.5: the core was
-    shared for most of the runs)."""
-    try:
-        p50, p90, low = (float(bench[k]) for k in ("p50_ms", "p90_ms", "min_ms"))
-    except (KeyError, TypeError, ValueError):
-        return bool(bench.get("noisy"))
-    return bool(bench.get("noisy")) or p90 > NOISY_RATIO * p50 or p50 > NOISY_RATIO * low
 
 
 def _float(value):
