@@ -18,11 +18,13 @@ PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
 
 
 def load() -> list[dict]:
+    """The shipped catalog's rows (no TensorFlow)."""
     with open(PATH) as f:
         return json.load(f)
 
 
 def build_entry(name: str) -> dict:
+    """One network's row, measured on the network built at alpha 1.0 (TensorFlow)."""
     from ..models import count_macs, create_model, get_model_spec
 
     spec = get_model_spec(name)
@@ -33,6 +35,7 @@ def build_entry(name: str) -> dict:
 
 
 def generate() -> list[dict]:
+    """Every registered network's row, built one after the other (TensorFlow)."""
     from ..models import list_models
     from ..models.summary import release_models
 
@@ -43,8 +46,15 @@ def generate() -> list[dict]:
     return rows
 
 
-if __name__ == "__main__":  # pragma: no cover
+def write(path: str = PATH) -> list[dict]:
+    """Regenerate the catalog file (atomically); returns its rows."""
     from .._io import atomic_write_json
 
-    atomic_write_json(PATH, generate())
+    rows = generate()
+    atomic_write_json(path, rows)
+    return rows
+
+
+if __name__ == "__main__":  # pragma: no cover
+    write()
     print(f"wrote {PATH}")
