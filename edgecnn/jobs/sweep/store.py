@@ -138,6 +138,7 @@ def load_sweep(directory: str) -> tuple[dict, list[SweepPoint]]:
 
 
 def write_csv(path: str, rows: list[dict]) -> None:
+    """sweep.csv: one ``SweepPoint.row()`` a line (atomically)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -147,13 +148,15 @@ def write_csv(path: str, rows: list[dict]) -> None:
 
 
 def ms(value) -> str:
-    """A latency for people: 3 decimals below 1 ms, 2 above."""
+    """A latency for people: 3 decimals below 1 ms, 2 above (sweep.md, the pick's lines and
+    the CLI's tables)."""
     if value is None:
         return "-"
     return f"{value:.3f}" if value < 1 else f"{value:.2f}"
 
 
 def prepare_dir(directory: str) -> str:
+    """The sweep folder as an absolute path, created (its parent must exist) and writable."""
     directory = os.path.abspath(directory)
     if os.path.exists(directory) and not os.path.isdir(directory):
         raise EdgecnnError(f"output {directory} is a file; give a folder for the sweep")
@@ -167,6 +170,8 @@ def prepare_dir(directory: str) -> str:
 
 
 def check_settings(directory: str, settings: dict) -> None:
+    """Refuse to resume a folder whose manifest (sweep.json) names other settings (the
+    machine and the edgecnn version may differ)."""
     old = _read_json(os.path.join(directory, MANIFEST))
     if not isinstance(old, dict):
         return
