@@ -1,30 +1,27 @@
 """The model catalog: name, family, default input, params and MACs of every registered
-network at alpha 1.0 and 1000 classes, as shipped data (``edgecnn/catalog.json``, the
-package data pyproject names).
+network at alpha 1.0 and 1000 classes, as shipped data (``catalog.json``).
 
-The reader, ``load``, needs no TensorFlow: ``edgecnn list`` reads the file, so it answers
-instantly and works on the light install. The generator, ``generate`` (``build_entry`` per
-network), builds every network (TensorFlow, imported only when called); a test rebuilds
-networks and checks the file. Regenerate it after changing a family with
+``edgecnn list`` reads it, so it answers instantly and works on the light install; a test
+rebuilds every network and checks the file. Regenerate it after changing a family with
 ``python -m edgecnn.jobs.catalog``.
+
+The file stays at ``edgecnn/catalog.json`` (pyproject's package data). ``load`` needs no
+TensorFlow; ``generate`` and ``write`` build every network (TensorFlow).
 """
 from __future__ import annotations
 
 import json
 import os
 
-PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                    "catalog.json")  # edgecnn/catalog.json
+PATH = os.path.join(os.path.dirname(os.path.dirname(__file__)), "catalog.json")
 
 
 def load() -> list[dict]:
-    """The shipped catalog's rows (no TensorFlow)."""
     with open(PATH) as f:
         return json.load(f)
 
 
 def build_entry(name: str) -> dict:
-    """One network's row, measured on the network built at alpha 1.0 (TensorFlow)."""
     from ..models import count_macs, create_model, get_model_spec
 
     spec = get_model_spec(name)
@@ -35,7 +32,6 @@ def build_entry(name: str) -> dict:
 
 
 def generate() -> list[dict]:
-    """Every registered network's row, built one after the other (TensorFlow)."""
     from ..models import list_models
     from ..models.summary import release_models
 
