@@ -40,7 +40,7 @@ def main(argv=None) -> int:
 
     import edgecnn
     from edgecnn.converters.folds import fit_xnnpack_scales
-    from edgecnn.converters.job import init_random_batchnorm
+    from edgecnn.jobs.convert import init_random_batchnorm
     from edgecnn.data import synthetic_images
     from edgecnn.runtime import tflite as rt
 

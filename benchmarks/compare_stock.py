@@ -203,7 +203,7 @@ def run_family(name: str, size: int, images: np.ndarray, args, workdir: str,
                stock_first: bool, log) -> dict:
     import edgecnn
     from edgecnn._keras import keras
-    from edgecnn.converters.job import init_random_batchnorm
+    from edgecnn.jobs.convert import init_random_batchnorm
 
     spec = edgecnn.get_model_spec(name)
     out = {"name": name, "resolution": size, "alpha": 1.0, "stock_app": spec.keras_app}

@@ -22,7 +22,7 @@ from test_cli import LIGHT, assert_one_line_error
 
 from edgecnn.cli import cli
 from edgecnn.errors import EdgecnnError
-from edgecnn.export_android import ASSETS, BUNDLE_FILE, LABELS_FILE, export_android
+from edgecnn.jobs.export_android import ASSETS, BUNDLE_FILE, LABELS_FILE, export_android
 from edgecnn.runtime import tflite as rt
 from edgecnn.runtime.card import ModelCard
 
@@ -430,7 +430,7 @@ def test_bad_input_is_one_line_exit_2_and_assets_untouched(case, fragments, app,
 
 def test_a_failed_export_leaves_the_previous_bundle_and_no_temporary_files(
         app, bundled_model, tmp_path, monkeypatch):
-    from edgecnn import export_android as module
+    from edgecnn.jobs import export_android as module
 
     first = tmp_path / "first.tflite"
     shutil.copy(bundled_model, first)

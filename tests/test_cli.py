@@ -85,8 +85,8 @@ def test_list_shows_every_model_with_params():
                                   pytest.param("efficientnet_b7", marks=pytest.mark.slow)])
 def test_shipped_catalog_matches_the_live_models(name):
     """`edgecnn list` reads the shipped catalog; it must say what the code builds
-    (regenerate with `python -m edgecnn.catalog`)."""
-    from edgecnn import catalog
+    (regenerate with `python -m edgecnn.jobs.catalog`)."""
+    from edgecnn.jobs import catalog
 
     shipped = {r["name"]: r for r in catalog.load()}
     assert shipped[name] == catalog.build_entry(name)

@@ -16,7 +16,7 @@ from test_android_demo import ASSET_DIR, BUNDLE_FILE, copy_app
 
 from edgecnn.cli import cli
 from edgecnn.errors import EdgecnnError
-from edgecnn.export_android import ASSETS
+from edgecnn.jobs.export_android import ASSETS
 from edgecnn.runtime import tflite as rt
 from edgecnn.runtime.card import ModelCard
 from edgecnn.runtime.verify import parse_card, verify_model

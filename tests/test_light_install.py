@@ -21,7 +21,7 @@ def _run(args, timeout=600, **kwargs):
 
 @pytest.mark.slow
 def test_device_install_predicts_and_evaluates_without_tensorflow(tmp_path):
-    from edgecnn.converters.job import run_convert
+    from edgecnn.jobs.convert import run_convert
 
     (tmp_path / "digits").mkdir()
     folder = write_digit_folder(tmp_path / "digits", limit=120, classes=3, size=32)

@@ -35,28 +35,3 @@ def describe_model(name: str, *, alpha: float = 1.0, input_size=None, rho=None,
     del model
     release_models()
     return report
-
-
-def print_description(report: dict, console=None) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = console or Console()
-    opts = "".join(f", {k}={v}" for k, v in report["options"].items())
-    console.print(f"[bold]{report['name']}[/bold]  alpha {report['alpha']:g}, "
-                  f"{report['resolution']}x{report['resolution']} (rho {report['rho']:g}){opts}"
-                  f"  -  {report['family']}; {report['paper']}")
-    console.print(f"params {report['params']:,} ({report['trainable_params']:,} trainable), "
-                  f"MACs {report['macs'] / 1e6:.1f} M")
-    pre = report["preprocessing"]
-    console.print(f"input {report['input']['shape']} {report['input']['dtype']}: "
-                  f"{pre['description']} (mean {pre['mean']}, std {pre['std']})")
-    console.print(f"stem: {report['stem']}")
-    table = Table(title="stages")
-    cols = ("stage", "kind", "repeats", "kernel", "stride", "in", "expand", "out", "se", "act")
-    for col in cols:
-        table.add_column(col, justify="left" if col in ("kind", "act") else "right")
-    for row in report["blocks"]:
-        table.add_row(*(str(row[c]) for c in cols))
-    console.print(table)
-    console.print(f"head: {report['head']}")

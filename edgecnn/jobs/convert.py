@@ -1,7 +1,9 @@
-"""The ``edgecnn convert`` job: build, (QAT), calibrate, convert, validate, write the card."""
+"""The ``edgecnn convert`` job: build, (QAT), calibrate, convert, validate, write the card.
+
+``run_convert`` is what ``edgecnn convert`` and every point of ``edgecnn sweep`` run; the
+conversion itself is ``edgecnn.converters.convert``."""
 from __future__ import annotations
 
-import contextlib
 import os
 
 from ..errors import EdgecnnError
@@ -13,23 +15,6 @@ SYNTHETIC_WARNING = ("no --data: int8 calibration uses synthetic images, so the 
 def default_output(name: str, alpha: float, resolution: int, precision: str, qat: bool) -> str:
     tag = f"{precision}{'_qat' if qat else ''}"
     return os.path.join(os.getcwd(), f"{name}_{alpha:g}_{resolution}_{tag}.tflite")
-
-
-@contextlib.contextmanager
-def _progress(quiet: bool):
-    """A rich progress bar factory: ``task(description, total)`` -> advance(i, n)."""
-    if quiet:
-        yield lambda description, total: (lambda i, n: None)
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
-        TimeElapsedColumn
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), transient=True) as progress:
-        def task(description, total):
-            task_id = progress.add_task(description, total=total)
-            return lambda i, n: progress.update(task_id, completed=i, total=n)
-        yield task
 
 
 def _warn(message: str, quiet: bool) -> None:
@@ -51,12 +36,13 @@ def run_convert(name, *, alpha=1.0, resolution=None, rho=None, num_classes=1000,
     and graph are those of a trained network of the same shape. strict: see
     ``edgecnn.convert``."""
     from .._io import check_output_path
+    from ..converters.convert import convert
+    from ..converters.qat import calibrate_ranges, fine_tune, quantize_aware
     from ..data import load_image_folder, synthetic_images
     from ..data.folder import list_image_files
     from ..models import create_model, get_model_spec
     from ..models.registry import check_alpha, resolve_input_size
-    from .convert import convert
-    from .qat import calibrate_ranges, fine_tune, quantize_aware
+    from ..utils.progress import Progress
 
     options = options or {}
     spec = get_model_spec(name)
@@ -78,7 +64,7 @@ def run_convert(name, *, alpha=1.0, resolution=None, rho=None, num_classes=1000,
                          weights=weights, **options)
     labels = classes if classes is not None and len(classes) == num_classes else None
 
-    with _progress(quiet) as task:
+    with Progress(quiet, stderr=False) as bar:  # the report's stream, as always
         data = eval_labels = None
         if data_dir is not None:
             source = "image folder"
@@ -104,7 +90,7 @@ def run_convert(name, *, alpha=1.0, resolution=None, rho=None, num_classes=1000,
                 from .._keras import keras
 
                 steps = qat_epochs * -(-len(data.images) // 16)
-                advance = task(f"QAT fine-tuning ({qat_epochs} epoch(s))", steps)
+                advance = bar.task(f"QAT fine-tuning ({qat_epochs} epoch(s))", steps)
 
                 class Bar(keras.callbacks.Callback):
                     def on_train_begin(self, logs=None):
@@ -121,7 +107,7 @@ def run_convert(name, *, alpha=1.0, resolution=None, rho=None, num_classes=1000,
                 if data_dir is None:
                     _warn("--qat without --data: no fine-tuning; quantization ranges come from "
                           "synthetic images", quiet)
-        advance = task("calibrating", len(calibration)) if precision == "int8" and not qat \
+        advance = bar.task("calibrating", len(calibration)) if precision == "int8" and not qat \
             else None
         return convert(model, output, precision,
                        representative_data=calibration if precision == "int8" and not qat

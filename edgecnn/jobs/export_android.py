@@ -13,10 +13,10 @@ import tempfile
 
 import numpy as np
 
-from ._version import __version__
-from .errors import EdgecnnError
-from .runtime import tflite as rt
-from .runtime.card import ModelCard
+from .._version import __version__
+from ..errors import EdgecnnError
+from ..runtime import tflite as rt
+from ..runtime.card import ModelCard
 
 BUNDLE_FILE = "edgecnn_bundle.json"
 LABELS_FILE = "labels.txt"

@@ -3,14 +3,17 @@ network at alpha 1.0 and 1000 classes, as shipped data (``catalog.json``).
 
 ``edgecnn list`` reads it, so it answers instantly and works on the light install; a test
 rebuilds every network and checks the file. Regenerate it after changing a family with
-``python -m edgecnn.catalog``.
+``python -m edgecnn.jobs.catalog``.
+
+The file stays at ``edgecnn/catalog.json`` (pyproject's package data). ``load`` needs no
+TensorFlow; ``generate`` and ``write`` build every network (TensorFlow).
 """
 from __future__ import annotations
 
 import json
 import os
 
-PATH = os.path.join(os.path.dirname(__file__), "catalog.json")
+PATH = os.path.join(os.path.dirname(os.path.dirname(__file__)), "catalog.json")
 
 
 def load() -> list[dict]:
@@ -19,7 +22,7 @@ def load() -> list[dict]:
 
 
 def build_entry(name: str) -> dict:
-    from .models import count_macs, create_model, get_model_spec
+    from ..models import count_macs, create_model, get_model_spec
 
     spec = get_model_spec(name)
     model = create_model(name)
@@ -29,8 +32,8 @@ def build_entry(name: str) -> dict:
 
 
 def generate() -> list[dict]:
-    from .models import list_models
-    from .models.summary import release_models
+    from ..models import list_models
+    from ..models.summary import release_models
 
     rows = []
     for name in list_models():
@@ -39,8 +42,15 @@ def generate() -> list[dict]:
     return rows
 
 
-if __name__ == "__main__":  # pragma: no cover
-    from ._io import atomic_write_json
+def write(path: str = PATH) -> list[dict]:
+    """Regenerate the catalog file (atomically); returns its rows."""
+    from .._io import atomic_write_json
 
-    atomic_write_json(PATH, generate())
+    rows = generate()
+    atomic_write_json(path, rows)
+    return rows
+
+
+if __name__ == "__main__":  # pragma: no cover
+    write()
     print(f"wrote {PATH}")

@@ -8,8 +8,8 @@ import json
 
 import click
 
-from .cli_options import runner_options
-from .errors import EdgecnnError
+from ..errors import EdgecnnError
+from .options import json_option, runner_options
 
 CSV_COLUMNS = ("model", "source", "device", "threads", "xnnpack", "delegate", "runs",
                "warmup_runs", "init_ms", "first_ms", "warmup_ms", "mean_ms", "std_ms", "min_ms",
@@ -112,7 +112,7 @@ def print_table(results: list[dict]) -> None:
 
 
 def warn_noisy(results: list[dict]) -> None:
-    from .runtime.bench import NOISY_RATIO
+    from ..runtime.bench import NOISY_RATIO
 
     for r in results:
         if r.get("noisy"):
@@ -130,7 +130,7 @@ def warn_noisy(results: list[dict]) -> None:
 @click.option("--input", "image", default=None, metavar="IMAGE",
               help="Feed this image (resized, center-cropped, preprocessed as the model card "
                    "says) instead of synthetic pixels.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of results.")
+@json_option("Print a JSON list of results.")
 @click.option("--csv", "csv_path", default=None, metavar="PATH",
               help="Also write the results as CSV (atomically).")
 @click.option("--adb", "use_adb", is_flag=True,
@@ -152,7 +152,7 @@ def bench(models, threads, runs, warmup, min_seconds, no_xnnpack, image, as_json
         raise EdgecnnError("choose one of --json and --csv")
     thread_counts = parse_threads(threads)
     if csv_path:
-        from ._io import check_output_path
+        from .._io import check_output_path
 
         csv_path = check_output_path(csv_path)
     if not use_adb:
@@ -169,14 +169,14 @@ def bench(models, threads, runs, warmup, min_seconds, no_xnnpack, image, as_json
         if image:
             raise EdgecnnError("--input is for local runs; benchmark_model on the device "
                                "feeds random inputs")
-        from .runtime import adb
+        from ..runtime import adb
 
         results = adb.benchmark_adb(models, benchmark_binary, serials=serials,
                                     threads=thread_counts, runs=runs, warmup=warmup,
                                     min_seconds=min_seconds, xnnpack=not no_xnnpack,
                                     taskset=taskset, use_gpu=use_gpu, use_nnapi=use_nnapi)
     if csv_path:
-        from ._io import atomic_write_bytes
+        from .._io import atomic_write_bytes
 
         atomic_write_bytes(csv_path, results_csv(results).encode())
     if as_json:
@@ -191,7 +191,7 @@ def bench(models, threads, runs, warmup, min_seconds, no_xnnpack, image, as_json
 def _bench_local(models, thread_counts, runs, warmup, min_seconds, xnnpack, image, quiet):
     from rich.console import Console
 
-    from .runtime import bench as runner
+    from ..runtime import bench as runner
 
     results = []
     console = Console(stderr=True)

@@ -18,7 +18,7 @@ def android(model, app_dir):
     record it in assets/edgecnn_bundle.json as the model the app ships."""
     import os
 
-    from .export_android import ASSETS, export_android
+    from ..jobs.export_android import ASSETS, export_android
 
     bundle = export_android(model, app_dir)
     assets = os.path.join(app_dir, ASSETS)

@@ -5,15 +5,17 @@ import json
 
 import click
 
-from .cli_options import choose_precision, precision_options, runner_options
-from .errors import EdgecnnError
+from ..errors import EdgecnnError
+from .options import (calib_samples_option, choose_precision, data_option, family_flags,
+                      family_options, io_option, json_option, num_classes_option,
+                      precision_options, runner_options, weights_option)
 
 
 def _print_points(rows: list[dict], title: str, pick=None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from .sweep import ms
+    from ..jobs.sweep import ms
 
     has_accuracy = any(r.get("top1") is not None for r in rows)
     roles = {}
@@ -63,31 +65,24 @@ def _budget_option(f):
 @precision_options
 @click.option("--threads", "-t", type=click.IntRange(min=1), default=1, show_default=True,
               help="Interpreter threads for the benchmark.")
-@click.option("--data", "data_dir", type=str, default=None,
-              help="Image folder (one sub-folder per class) for calibration and top-1.")
+@data_option("calibration and top-1")
 @click.option("--output", "-o", "output_dir", type=str, default=None,
               help="Sweep folder [default: sweep_{name}_{precision}].")
 @_budget_option
-@click.option("--num-classes", type=int, default=1000, show_default=True)
-@click.option("--minimalistic", is_flag=True, default=None,
-              help="MobileNetV3 without SE, hard-swish and 5x5 kernels.")
-@click.option("--option", "-O", "extra", multiple=True, metavar="KEY=VALUE",
-              help="A family option, e.g. -O groups=8.")
-@click.option("--weights", default="none", show_default=True,
-              help="imagenet, a keras .h5 weights file, or none.")
-@click.option("--calib-samples", type=click.IntRange(min=1), default=200, show_default=True)
-@click.option("--io", "io_dtype", type=click.Choice(["uint8", "int8", "float32"]), default=None,
-              help="Input/output type of int8 models [default: uint8].")
+@num_classes_option
+@family_flags
+@weights_option
+@calib_samples_option
+@io_option("int8 models")
 @runner_options
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@json_option("Print the result as JSON.")
 def sweep(name, alphas, resolutions, int8, fp16, dynamic, threads, data_dir, output_dir,
           budget_ms, num_classes, minimalistic, extra, weights, calib_samples, io_dtype, runs,
           warmup, min_seconds, no_xnnpack, no_plots, as_json):
     """Build, convert and benchmark NAME at every alpha x resolution; write sweep.csv,
     sweep.md and plots. Points already measured in the folder are not redone."""
-    from .cli import family_options
-    from .sweep import parse_list, run_sweep
+    from ..jobs.sweep import parse_list, run_sweep
 
     alphas = parse_list(alphas, "--alpha", float)
     resolutions = parse_list(resolutions, "--resolution", int)
@@ -124,11 +119,11 @@ def sweep(name, alphas, resolutions, int8, fp16, dynamic, threads, data_dir, out
               help="The p50 latency budget in ms.")
 @click.option("--by", type=click.Choice(["macs", "accuracy"]), default=None,
               help="What 'best' means [default: accuracy when the sweep has it, else MACs].")
-@click.option("--json", "as_json", is_flag=True, help="Print the pick as JSON.")
+@json_option("Print the pick as JSON.")
 def pick(directory, budget_ms, by, as_json):
     """Pick from a finished sweep DIR the configuration for a p50 latency budget (works
     without TensorFlow)."""
-    from .sweep import load_sweep, pick_budget
+    from ..jobs.sweep import load_sweep, pick_budget
 
     settings, points = load_sweep(directory)
     if not points:

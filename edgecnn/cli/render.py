@@ -1,4 +1,6 @@
-"""Printing reports and model cards (rich), shared by the CLI commands. No TensorFlow."""
+"""Rich printing shared by the CLI commands: the model catalog (``list``), a network's
+description (``info NAME``; the data comes from ``edgecnn.models.summary.describe_model``)
+and a conversion report or model card (``convert``, ``info FILE.tflite``). No TensorFlow."""
 from __future__ import annotations
 
 
@@ -69,3 +71,42 @@ def print_conversion(card, path: str | None = None, console=None) -> None:
     console.print(table)
     for warning in card.warnings or []:
         console.print(f"[bold yellow]warning:[/bold yellow] {escape(warning)}")
+
+
+def print_catalog(rows: list[dict], console=None) -> None:
+    """The model catalog (``edgecnn.jobs.catalog``'s rows) as one table."""
+    from rich.table import Table
+
+    table = Table(title="edgecnn models (alpha 1.0, 1000 classes)")
+    for col, justify in (("name", "left"), ("family", "left"), ("input", "right"),
+                         ("params", "right"), ("MACs", "right")):
+        table.add_column(col, justify=justify, no_wrap=True)
+    for r in rows:
+        table.add_row(r["name"], r["family"], str(r["input"]), f"{r['params'] / 1e6:.2f} M",
+                      f"{r['macs'] / 1e6:,.1f} M")
+    _console(console).print(table)
+
+
+def print_description(report: dict, console=None) -> None:
+    """A configuration as ``describe_model`` reports it: header lines, then the stage table."""
+    from rich.table import Table
+
+    console = _console(console)
+    opts = "".join(f", {k}={v}" for k, v in report["options"].items())
+    console.print(f"[bold]{report['name']}[/bold]  alpha {report['alpha']:g}, "
+                  f"{report['resolution']}x{report['resolution']} (rho {report['rho']:g}){opts}"
+                  f"  -  {report['family']}; {report['paper']}")
+    console.print(f"params {report['params']:,} ({report['trainable_params']:,} trainable), "
+                  f"MACs {report['macs'] / 1e6:.1f} M")
+    pre = report["preprocessing"]
+    console.print(f"input {report['input']['shape']} {report['input']['dtype']}: "
+                  f"{pre['description']} (mean {pre['mean']}, std {pre['std']})")
+    console.print(f"stem: {report['stem']}")
+    table = Table(title="stages")
+    cols = ("stage", "kind", "repeats", "kernel", "stride", "in", "expand", "out", "se", "act")
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("kind", "act") else "right")
+    for row in report["blocks"]:
+        table.add_row(*(str(row[c]) for c in cols))
+    console.print(table)
+    console.print(f"head: {report['head']}")

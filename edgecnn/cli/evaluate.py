@@ -2,34 +2,15 @@
 predictions for image files. The .tflite paths need no TensorFlow (light install)."""
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 
 import click
 
-from .errors import EdgecnnError
+from ..errors import EdgecnnError
+from .options import json_option
 
 KERAS_SUFFIXES = (".keras", ".h5")
-
-
-@contextlib.contextmanager
-def _progress(description: str, quiet: bool):
-    """A transient rich progress bar on stderr when it is a terminal (elsewhere it would
-    leave an empty line before an error); yields ``advance(done, total)``."""
-    from rich.console import Console
-
-    console = Console(stderr=True)
-    if quiet or not console.is_terminal:
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
-        TimeElapsedColumn
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), transient=True, console=console) as bar:
-        task = bar.add_task(description, total=None)
-        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def _warn(message: str) -> None:
@@ -57,14 +38,14 @@ def _model_kind(path: str) -> str:
               help="Also write the confusion matrix as a PNG image (needs matplotlib).")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
               help="LiteRT threads (.tflite).")
-@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@json_option("Print the metrics as JSON.")
 def eval_cmd(model, data_dir, top_k, plot, threads, as_json):
     """Top-1, top-k, per-class accuracy and confusion matrix of MODEL.tflite (no TensorFlow
     needed) or MODEL.keras on an image folder. Unreadable images are skipped and counted."""
     kind = _model_kind(model)
     if plot:
-        from ._io import check_output_path
-        from .errors import MissingExtraError
+        from .._io import check_output_path
+        from ..errors import MissingExtraError
 
         plot = check_output_path(plot)  # fail before the work, not after
         try:
@@ -72,18 +53,21 @@ def eval_cmd(model, data_dir, top_k, plot, threads, as_json):
         except ImportError:
             raise MissingExtraError("--plot (the confusion matrix PNG)",
                                     missing="matplotlib") from None
-    with _progress("evaluating", as_json) as progress:
+    from ..utils.progress import Progress
+
+    with Progress(as_json) as bar:
+        progress = bar.task("evaluating")
         if kind == "keras":
-            from .jobs.evaluate import evaluate_keras
+            from ..jobs.evaluate import evaluate_keras
 
             result = evaluate_keras(model, data_dir, top_k=top_k, progress=progress)
         else:
-            from .runtime.evaluate import evaluate_tflite
+            from ..runtime.evaluate import evaluate_tflite
 
             result = evaluate_tflite(model, data_dir, top_k=top_k, threads=threads,
                                      progress=progress)
     if plot:
-        from .runtime.evaluate import plot_confusion
+        from ..runtime.evaluate import plot_confusion
 
         result["plot"] = plot_confusion(result, plot)
     if result["skipped"]:
@@ -146,14 +130,14 @@ def print_evaluation(result: dict, console=None) -> None:
 @click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True,
               help="How many classes to show per image.")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print the predictions as JSON.")
+@json_option("Print the predictions as JSON.")
 def predict(model, images, top_k, threads, as_json):
     """Top-k classes and scores of MODEL.tflite for each IMAGE, with the labels and
     preprocessing of its model card (no TensorFlow needed)."""
     if model.endswith(KERAS_SUFFIXES):
         raise EdgecnnError(f"predict runs a .tflite; convert {model} first (edgecnn convert) "
                            f"or measure it with edgecnn eval")
-    from .runtime.predict import predict_images
+    from ..runtime.predict import predict_images
 
     results = predict_images(model, list(images), top_k=top_k, threads=threads)
     if as_json:

@@ -8,7 +8,8 @@ import time
 
 import click
 
-from .errors import EdgecnnError
+from ..errors import EdgecnnError
+from .options import alpha_resolution_options, family_flags, family_options, json_option
 
 
 @click.command()
@@ -20,14 +21,8 @@ from .errors import EdgecnnError
                    "a TensorFlow Datasets name already on disk (needs tensorflow-datasets).")
 @click.option("--tfds-dir", default=None, metavar="DIR",
               help="data_dir of the TensorFlow Datasets copy [default: ~/tensorflow_datasets].")
-@click.option("--alpha", "-a", type=float, default=1.0, show_default=True,
-              help="Width multiplier.")
-@click.option("--resolution", "-r", type=int, default=None,
-              help="Input side in pixels (default: the model's).")
-@click.option("--minimalistic", is_flag=True, default=None,
-              help="MobileNetV3 without SE, hard-swish and 5x5 kernels.")
-@click.option("--option", "-O", "extra", multiple=True, metavar="KEY=VALUE",
-              help="A family option, e.g. -O groups=8.")
+@alpha_resolution_options
+@family_flags
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True,
               help="Float training epochs.")
 @click.option("--batch-size", "-b", type=click.IntRange(min=1), default=32, show_default=True,
@@ -83,7 +78,7 @@ from .errors import EdgecnnError
 @click.option("--resume", "resume_dir", default=None, metavar="RUN_DIR",
               help="Continue the run in RUN_DIR from its last checkpoint (its settings are "
                    "read from RUN_DIR/config.json).")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@json_option("Print the summary as JSON.")
 def train(name, data_dir, dataset, tfds_dir, alpha, resolution, minimalistic, extra, epochs,
           batch_size, lr, optimizer, weight_decay, warmup_epochs, cosine, label_smoothing,
           mixup, weights, dropout, qat_epochs, qat_lr, int8, compare_ptq, calib_samples,
@@ -94,8 +89,8 @@ def train(name, data_dir, dataset, tfds_dir, alpha, resolution, minimalistic, ex
     in, logits out), the .tflite with its model card (float and int8 validation accuracy)
     and summary.json. Ctrl-C or a crash loses no completed epoch: continue with --resume.
     """
-    from .jobs.train import TrainConfig
-    from .jobs.train import train as run_training
+    from ..jobs.train import TrainConfig
+    from ..jobs.train import train as run_training
 
     if resume_dir is not None:
         if name is not None or data_dir is not None or dataset is not None:
@@ -106,8 +101,6 @@ def train(name, data_dir, dataset, tfds_dir, alpha, resolution, minimalistic, ex
     else:
         if name is None:
             raise EdgecnnError("give a model NAME (see edgecnn list), or --resume RUN_DIR")
-        from .cli import family_options
-
         config = TrainConfig(
             name, alpha=alpha, resolution=resolution,
             options=family_options(minimalistic, extra), data_dir=data_dir, dataset=dataset,

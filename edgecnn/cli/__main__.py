@@ -1,0 +1,4 @@
+"""``python -m edgecnn.cli``: the ``edgecnn`` command."""
+from . import main
+
+main()

@@ -1,0 +1,55 @@
+"""``edgecnn convert``: build a network and convert it to a validated .tflite with its model
+card (the work is ``edgecnn.jobs.convert.run_convert``; this module reads the options and
+prints the report)."""
+from __future__ import annotations
+
+import json
+
+import click
+
+from ..errors import EdgecnnError
+from .options import (PRECISION_FLAGS, calib_samples_option, choose_precision, data_option,
+                      family_options, io_option, json_option, model_options, precision_options,
+                      weights_option)
+
+
+@click.command()
+@click.argument("name")
+@model_options
+@precision_options
+@click.option("--qat", is_flag=True, help="Quantization-aware: wrap with tfmot, fine-tune on "
+              "--data, convert to int8 without calibration.")
+@click.option("--qat-epochs", type=click.IntRange(min=0), default=1, show_default=True)
+@weights_option
+@data_option("calibration, QAT and accuracy")
+@calib_samples_option
+@io_option("an int8 model")
+@click.option("--output", "-o", type=str, default=None,
+              help="Output .tflite [default: {name}_{alpha}_{resolution}_{precision}.tflite].")
+@click.option("--bn-init/--no-bn-init", default=True, show_default=True,
+              help="With --weights none: set the BatchNorm statistics from the calibration "
+              "images first, so the random network converts and runs like a trained one.")
+@click.option("--strict", is_flag=True, help="Fail (exit 2, nothing written) when an int8 "
+              "model is not integer-only and one XNNPACK partition.")
+@json_option("Print the report as JSON.")
+def convert(name, alpha, resolution, rho, num_classes, minimalistic, extra, int8, fp16, dynamic,
+            qat, qat_epochs, weights, data_dir, calib_samples, io_dtype, output, bn_init, strict,
+            as_json):
+    """Build NAME and convert it to a validated .tflite with its model card."""
+    precision = choose_precision(int8, fp16, dynamic, io_dtype,
+                                 default="int8" if qat else "float32")
+    if qat and precision != "int8":
+        raise EdgecnnError(f"--qat makes an int8 model; drop {PRECISION_FLAGS[precision]}")
+    from ..jobs.convert import run_convert
+
+    report = run_convert(
+        name, alpha=alpha, resolution=resolution, rho=rho, num_classes=num_classes,
+        options=family_options(minimalistic, extra), precision=precision, qat=qat,
+        qat_epochs=qat_epochs, weights=weights, data_dir=data_dir, calib_samples=calib_samples,
+        io_dtype=io_dtype, output=output, quiet=as_json, bn_init=bn_init, strict=strict)
+    if as_json:
+        click.echo(json.dumps({"path": report.path, **report.to_dict()}, indent=2))
+    else:
+        from .render import print_conversion
+
+        print_conversion(report, report.path)

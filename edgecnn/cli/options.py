@@ -1,0 +1,134 @@
+"""Click options that several edgecnn commands share, and the functions that read them.
+
+Model and family options (``model_options``, ``alpha_resolution_options``,
+``family_flags``; ``family_options`` turns --minimalistic and -O KEY=VALUE into keyword
+arguments), precision flags (``precision_options``, ``choose_precision``), the LiteRT
+runner's settings (``runner_options``) and the data/conversion options of convert and sweep.
+It imports nothing from the command modules, so every one of them can use it at import time.
+"""
+from __future__ import annotations
+
+import click
+
+from ..errors import EdgecnnError
+
+PRECISION_FLAGS = {"int8": "--int8", "float16": "--fp16", "dynamic": "--dynamic"}
+
+
+# --- model and family ----------------------------------------------------------------------
+
+def _parse_option(text: str):
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise EdgecnnError(f"option {text!r} is not KEY=VALUE (e.g. groups=3)")
+    low = value.lower()
+    if low in ("true", "false"):
+        return key, low == "true"
+    for cast in (int, float):
+        try:
+            return key, cast(value)
+        except ValueError:
+            pass
+    return key, value
+
+
+def family_options(minimalistic, extra) -> dict:
+    """The family keyword arguments that --minimalistic and -O KEY=VALUE name."""
+    options = dict(_parse_option(e) for e in extra)
+    if minimalistic is not None:
+        options["minimalistic"] = minimalistic
+    return options
+
+
+def family_flags(f):
+    """--minimalistic and --option/-O KEY=VALUE; read them with ``family_options``."""
+    f = click.option("--option", "-O", "extra", multiple=True, metavar="KEY=VALUE",
+                     help="A family option, e.g. -O groups=8.")(f)
+    return click.option("--minimalistic", is_flag=True, default=None,
+                        help="MobileNetV3 without SE, hard-swish and 5x5 kernels.")(f)
+
+
+def alpha_resolution_options(f):
+    """--alpha/-a (width multiplier) and --resolution/-r (input side)."""
+    f = click.option("--resolution", "-r", type=int, default=None,
+                     help="Input side in pixels (default: the model's).")(f)
+    return click.option("--alpha", "-a", type=float, default=1.0, show_default=True,
+                        help="Width multiplier.")(f)
+
+
+num_classes_option = click.option("--num-classes", type=int, default=1000, show_default=True)
+
+
+def model_options(f):
+    """The options that choose a network configuration (info, convert): alpha, resolution,
+    rho, classes and the family options."""
+    f = family_flags(f)
+    f = num_classes_option(f)
+    f = click.option("--rho", type=float, default=None,
+                     help="Resolution multiplier: fraction of the default input.")(f)
+    return alpha_resolution_options(f)
+
+
+# --- precision -----------------------------------------------------------------------------
+
+def precision_options(f):
+    """--int8 / --fp16 / --dynamic (none: float32); read them with ``choose_precision``."""
+    f = click.option("--dynamic", is_flag=True, help="int8 weights, float activations.")(f)
+    f = click.option("--fp16", is_flag=True, help="float16 weights.")(f)
+    return click.option("--int8", "int8", is_flag=True,
+                        help="Integer-only int8 (XNNPACK-whole).")(f)
+
+
+def choose_precision(int8: bool, fp16: bool, dynamic: bool, io_dtype: str | None = None,
+                     default: str = "float32") -> str:
+    """The one precision the flags name (``default`` for none); one-line errors for two
+    precisions, or integer io without --int8."""
+    chosen = [p for p, flag in (("int8", int8), ("float16", fp16), ("dynamic", dynamic)) if flag]
+    if len(chosen) > 1:
+        raise EdgecnnError(f"choose one precision, got "
+                           f"{' and '.join(PRECISION_FLAGS[c] for c in chosen)}")
+    precision = chosen[0] if chosen else default
+    if io_dtype and io_dtype != "float32" and precision != "int8":
+        raise EdgecnnError(f"--io {io_dtype} needs --int8")
+    return precision
+
+
+def io_option(what: str):
+    """--io uint8|int8|float32: the input/output type of ``what`` (int8 models)."""
+    return click.option("--io", "io_dtype", type=click.Choice(["uint8", "int8", "float32"]),
+                        default=None, help=f"Input/output type of {what} [default: uint8].")
+
+
+# --- data and conversion -------------------------------------------------------------------
+
+def data_option(purpose: str):
+    """--data DIR: a labelled image folder (one sub-folder per class) for ``purpose``."""
+    return click.option("--data", "data_dir", type=str, default=None,
+                        help=f"Image folder (one sub-folder per class) for {purpose}.")
+
+
+weights_option = click.option("--weights", default="none", show_default=True,
+                              help="imagenet, a keras .h5 weights file, or none.")
+calib_samples_option = click.option("--calib-samples", type=click.IntRange(min=1), default=200,
+                                    show_default=True)
+
+
+# --- the LiteRT runner ---------------------------------------------------------------------
+
+def runner_options(f):
+    """The LiteRT runner's settings (``edgecnn.runtime.benchmark``'s defaults when unset)."""
+    f = click.option("--no-xnnpack", is_flag=True,
+                     help="LiteRT's builtin kernels instead of XNNPACK.")(f)
+    f = click.option("--min-seconds", type=click.FloatRange(min=0), default=None,
+                     help="Minimum duration of the timed runs [default: 1 s].")(f)
+    f = click.option("--warmup", type=click.IntRange(min=0), default=None,
+                     help="Warmup runs before timing [default: at least 1 and 0.5 s].")(f)
+    return click.option("--runs", type=click.IntRange(min=1), default=None,
+                        help="Minimum number of timed runs [default: 50].")(f)
+
+
+# --- output --------------------------------------------------------------------------------
+
+def json_option(what: str = "Print the result as JSON."):
+    """--json: machine-readable output instead of tables (``as_json``)."""
+    return click.option("--json", "as_json", is_flag=True, help=what)

@@ -1,0 +1,179 @@
+"""Running a width x resolution sweep: build, convert and benchmark every (alpha, resolution)
+point of a network, then write the report (``run_sweep``).
+
+The MobileNet paper's width x resolution table, measured on the machine that runs it. Each
+point's .tflite, model card (.json) and benchmark result (.bench.json) live in the sweep folder
+(``store``); a point whose three files are complete and consistent is never redone, so an
+interrupted sweep resumes where it stopped. The folder's settings must match to resume.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+
+from ..._io import atomic_write_json
+from ...errors import EdgecnnError, MissingExtraError
+from ...utils.progress import Progress
+from .pick import check_budget
+from .reports import SweepResult, report
+from .store import (BENCH_SUFFIX, MANIFEST, check_settings, converted_card, load_point, ms,
+                    point_stem, prepare_dir)
+
+PRECISIONS = ("float32", "float16", "dynamic", "int8")
+
+
+def parse_list(text, what: str, kind=float) -> list:
+    """``"0.25,0.5"`` -> ``[0.25, 0.5]`` (order kept, duplicates dropped); every value > 0."""
+    example = "0.25,0.5,0.75,1.0" if kind is float else "128,160,192,224"
+    noun = "numbers" if kind is float else "whole numbers"
+    if isinstance(text, (list, tuple)):
+        items = list(text)
+    else:
+        items = [t.strip() for t in str(text).split(",")]
+    values = []
+    for item in items:
+        try:
+            value = kind(item)
+            if kind is int and isinstance(item, float) and item != value:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise EdgecnnError(f"{what} must be comma-separated {noun} > 0 (e.g. {example}), "
+                               f"got {text!r}") from None
+        if not math.isfinite(value) or value <= 0:
+            raise EdgecnnError(f"{what} values must be > 0 (e.g. {example}), got {item!r}")
+        if value not in values:
+            values.append(value)
+    if not values:
+        raise EdgecnnError(f"{what} needs at least one value (e.g. {example})")
+    return values
+
+
+def default_output_dir(name: str, precision: str) -> str:
+    return os.path.join(os.getcwd(), f"sweep_{name}_{precision}")
+
+
+def _machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f
+                        if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} CPU(s)"
+
+
+def _jsonable(obj):
+    if hasattr(obj, "item"):  # numpy scalars
+        return obj.item()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    return str(obj)
+
+
+def run_sweep(name: str, alphas, resolutions, *, precision: str = "float32", threads: int = 1,
+              data_dir: str | None = None, output_dir: str | None = None,
+              num_classes: int = 1000, options: dict | None = None, weights="none",
+              calib_samples: int = 200, io_dtype: str | None = None, xnnpack: bool = True,
+              runs: int | None = None, warmup: int | None = None,
+              min_seconds: float | None = None, budget_ms: float | None = None,
+              plots: bool = True, quiet: bool = False) -> SweepResult:
+    """Build, convert (``edgecnn convert``'s path) and benchmark every alpha x resolution point
+    of ``name``; keep each point's .tflite, card and benchmark in ``output_dir`` (default
+    ``sweep_{name}_{precision}``); skip points already complete there; write sweep.csv,
+    sweep.md and the plots over every complete point in the folder."""
+    alphas = parse_list(alphas, "alpha", float)
+    resolutions = parse_list(resolutions, "resolution", int)
+    if precision not in PRECISIONS:
+        raise EdgecnnError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise EdgecnnError(f"threads must be a whole number >= 1, got {threads!r}")
+    if budget_ms is not None:
+        budget_ms = check_budget(budget_ms)  # before hours of work
+    from ..convert import SYNTHETIC_WARNING, run_convert
+    from ...models import get_model_spec
+    from ...models.registry import check_alpha, resolve_input_size
+
+    spec = get_model_spec(name)
+    alphas = [check_alpha(a) for a in alphas]
+    resolutions = [resolve_input_size(spec, r) for r in resolutions]
+    options = dict(options or {})
+    if data_dir is not None:
+        from ...data.folder import list_image_files
+
+        _, classes = list_image_files(data_dir)
+        if len(classes) != num_classes:
+            raise EdgecnnError(f"--data {data_dir} has {len(classes)} classes but the model has "
+                               f"{num_classes} outputs; pass --num-classes {len(classes)} (with "
+                               f"weights trained on those classes) to measure accuracy")
+        data_dir = os.path.abspath(data_dir)
+    directory = prepare_dir(output_dir or default_output_dir(name, precision))
+    from ..._version import __version__
+
+    settings = {"name": name, "precision": precision, "threads": threads, "xnnpack": xnnpack,
+                "num_classes": num_classes, "options": options, "weights": str(weights),
+                "data": data_dir, "calib_samples": calib_samples, "io_dtype": io_dtype,
+                "machine": _machine(), "edgecnn": __version__}
+    check_settings(directory, settings)
+    atomic_write_json(os.path.join(directory, MANIFEST), settings)
+
+    grid = [(a, r) for a in alphas for r in resolutions]
+    measured, reused = [], []
+    # the finished bar and the per-point lines stay, also in a log file: a record of the run
+    with Progress(quiet, transient=False, terminal_only=False) as progress:
+        advance = progress.task("sweep", len(grid))
+        if precision == "int8" and data_dir is None:
+            progress.warn(SYNTHETIC_WARNING)
+        if data_dir is not None and str(weights).lower() == "none":
+            progress.warn("--data with untrained networks (--weights none): top-1 is chance "
+                          "level; pass --weights to measure real accuracy")
+        for index, (alpha, resolution) in enumerate(grid):
+            stem = point_stem(name, alpha, resolution, precision)
+            label = f"alpha {alpha:g} resolution {resolution}"
+            if load_point(directory, stem, alpha, resolution, precision, threads) is not None:
+                reused.append(stem)
+                advance(index + 1, description=f"{label}: already measured")
+                continue
+            path = os.path.join(directory, stem + ".tflite")
+            try:
+                if converted_card(directory, stem, alpha, resolution, precision) is None:
+                    advance(index, description=f"{label}: converting")
+                    run_convert(name, alpha=alpha, resolution=resolution,
+                                num_classes=num_classes, options=options, precision=precision,
+                                weights=weights, data_dir=data_dir, calib_samples=calib_samples,
+                                io_dtype=io_dtype, output=path, quiet=True)
+                    _release_keras()
+                advance(index, description=f"{label}: benchmarking")
+                bench = _benchmark(path, threads, runs, warmup, min_seconds, xnnpack)
+            except MissingExtraError:
+                raise
+            except EdgecnnError as exc:
+                raise EdgecnnError(f"{name} {label}: {exc}") from None
+            atomic_write_json(os.path.join(directory, stem + BENCH_SUFFIX), bench)
+            measured.append(stem)
+            advance(index + 1, description=f"{label}: done")
+            progress.log(f"{name} {label}: p50 {ms(float(bench['p50_ms']))} ms")
+    result = report(directory, budget_ms, plots)
+    result.measured, result.reused = measured, reused
+    return result
+
+
+def _benchmark(path, threads, runs, warmup, min_seconds, xnnpack) -> dict:
+    from ...runtime.bench import benchmark
+
+    result = benchmark(path, threads=threads, runs=runs, warmup=warmup,
+                       min_seconds=min_seconds, xnnpack=xnnpack)
+    return json.loads(json.dumps(dict(result), default=_jsonable))
+
+
+def _release_keras() -> None:
+    """Free the converted model's graph before the next point (16 models in one process)."""
+    import gc
+
+    from ..._keras import keras
+
+    keras.backend.clear_session()
+    gc.collect()
+

@@ -1,0 +1,1 @@
+"""Small helpers shared across edgecnn's packages (no TensorFlow, no LiteRT)."""
