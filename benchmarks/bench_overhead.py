@@ -35,7 +35,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from edgecnn._io import atomic_write_bytes, atomic_write_json  # noqa: E402
+from edgecnn.utils.files import atomic_write_bytes, atomic_write_json  # noqa: E402
 
 MODELS = [  # (label, edgecnn convert arguments)
     ("mobilenet_v2 int8", ["mobilenet_v2", "--int8"]),

@@ -96,7 +96,7 @@ def stock_model(spec, size: int):
 def stock_convert(model, precision: str, calibration: np.ndarray | None) -> tuple[bytes, float]:
     """The hand-stitched stock conversion; returns the bytes and the converter's wall time."""
     from edgecnn._keras import tf
-    from edgecnn._quiet import native_stderr_silenced
+    from edgecnn.utils.quiet import native_stderr_silenced
 
     start = time.perf_counter()
     converter = tf.lite.TFLiteConverter.from_keras_model(model)

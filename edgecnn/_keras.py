@@ -10,7 +10,7 @@ import os
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from ._quiet import native_stderr_silenced  # noqa: E402
+from .utils.quiet import native_stderr_silenced  # noqa: E402
 from .errors import MissingExtraError  # noqa: E402
 
 

@@ -307,14 +307,14 @@ def test_missing_output_folder_writes_nothing(tmp_path):
 
 
 def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
-    from edgecnn import _io
+    from edgecnn.utils import files
 
     model, _ = realistic("mobilenet")
 
     def interrupted(f, *args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(_io.os, "fsync", interrupted)
+    monkeypatch.setattr(files.os, "fsync", interrupted)
     with pytest.raises(KeyboardInterrupt):
         edgecnn.convert(model, tmp_path / "m.tflite")
     assert os.listdir(tmp_path) == []

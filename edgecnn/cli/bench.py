@@ -152,7 +152,7 @@ def bench(models, threads, runs, warmup, min_seconds, no_xnnpack, image, as_json
         raise EdgecnnError("choose one of --json and --csv")
     thread_counts = parse_threads(threads)
     if csv_path:
-        from .._io import check_output_path
+        from ..utils.files import check_output_path
 
         csv_path = check_output_path(csv_path)
     if not use_adb:
@@ -176,7 +176,7 @@ def bench(models, threads, runs, warmup, min_seconds, no_xnnpack, image, as_json
                                     min_seconds=min_seconds, xnnpack=not no_xnnpack,
                                     taskset=taskset, use_gpu=use_gpu, use_nnapi=use_nnapi)
     if csv_path:
-        from .._io import atomic_write_bytes
+        from ..utils.files import atomic_write_bytes
 
         atomic_write_bytes(csv_path, results_csv(results).encode())
     if as_json:

@@ -44,7 +44,7 @@ def eval_cmd(model, data_dir, top_k, plot, threads, as_json):
     needed) or MODEL.keras on an image folder. Unreadable images are skipped and counted."""
     kind = _model_kind(model)
     if plot:
-        from .._io import check_output_path
+        from ..utils.files import check_output_path
         from ..errors import MissingExtraError
 
         plot = check_output_path(plot)  # fail before the work, not after

@@ -6,8 +6,8 @@ import time
 
 import numpy as np
 
-from .._quiet import native_stderr_silenced
-from .._io import atomic_write_bytes, atomic_write_json, check_output_path
+from ..utils.quiet import native_stderr_silenced
+from ..utils.files import atomic_write_bytes, atomic_write_json, check_output_path
 from .._keras import keras, tf
 from .._version import __version__
 from ..errors import EdgecnnError

@@ -44,7 +44,7 @@ def generate() -> list[dict]:
 
 def write(path: str = PATH) -> list[dict]:
     """Regenerate the catalog file (atomically); returns its rows."""
-    from .._io import atomic_write_json
+    from ..utils.files import atomic_write_json
 
     rows = generate()
     atomic_write_json(path, rows)

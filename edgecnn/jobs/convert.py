@@ -35,7 +35,7 @@ def run_convert(name, *, alpha=1.0, resolution=None, rho=None, num_classes=1000,
     calibration images first (``models.init``), so the network's activations, int8 scales
     and graph are those of a trained network of the same shape. strict: see
     ``edgecnn.convert``."""
-    from .._io import check_output_path
+    from ..utils.files import check_output_path
     from ..converters.convert import convert
     from ..converters.qat import calibrate_ranges, fine_tune, quantize_aware
     from ..data import load_image_folder, synthetic_images

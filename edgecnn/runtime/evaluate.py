@@ -190,7 +190,7 @@ def plot_confusion(result: dict, output: str) -> str:
     """Write the confusion matrix of ``result`` as a PNG (rows: true class, normalized per
     row; counts written in the cells when there are at most 30 classes). Needs matplotlib.
     Only the classes present in the data or predicted are drawn."""
-    from .._io import atomic_write_bytes, check_output_path
+    from ..utils.files import atomic_write_bytes, check_output_path
 
     output = check_output_path(output)
     try:

@@ -7,7 +7,7 @@ from collections import Counter
 
 import numpy as np
 
-from .._quiet import native_stderr_silenced
+from ..utils.quiet import native_stderr_silenced
 from ..errors import EdgecnnError
 from . import flatbuf
 from .sandbox import failure_in_child

@@ -6,7 +6,7 @@ import csv
 import os
 import tempfile
 
-from .._io import atomic_write_bytes
+from ..utils.files import atomic_write_bytes
 from .._keras import tf
 
 LOG_COLUMNS = ("epoch", "phase", "step", "lr", "loss", "accuracy", "val_loss", "val_accuracy",

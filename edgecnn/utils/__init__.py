@@ -1,1 +1,3 @@
-"""Small helpers shared across edgecnn's packages (no TensorFlow, no LiteRT)."""
+"""Small helpers shared across edgecnn's packages, below every one of them (no TensorFlow,
+no LiteRT, no other edgecnn package): atomic file writes (``files``), one rich progress
+helper (``progress``), silencing native libraries on fd 2 (``quiet``)."""

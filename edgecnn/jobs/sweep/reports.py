@@ -8,7 +8,7 @@ import io
 import os
 from dataclasses import dataclass, field
 
-from ..._io import atomic_write_bytes
+from ...utils.files import atomic_write_bytes
 from ...errors import EdgecnnError, MissingExtraError
 from .pick import BudgetPick, pick_budget
 from .store import CSV_NAME, MD_NAME, SweepPoint, load_sweep, ms, write_csv

@@ -13,7 +13,7 @@ import math
 import os
 import platform
 
-from ..._io import atomic_write_json
+from ...utils.files import atomic_write_json
 from ...errors import EdgecnnError, MissingExtraError
 from ...utils.progress import Progress
 from .pick import check_budget

@@ -12,7 +12,7 @@ import json
 import os
 from dataclasses import dataclass
 
-from ..._io import atomic_write_bytes
+from ...utils.files import atomic_write_bytes
 from ...errors import EdgecnnError
 from ...runtime.bench import is_noisy
 from ...runtime.card import ModelCard

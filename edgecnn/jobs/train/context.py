@@ -7,7 +7,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from ..._io import atomic_write_json
+from ...utils.files import atomic_write_json
 from ..._keras import tf
 from ...errors import EdgecnnError
 from ...train.checkpoints import CsvLog, checkpoint_epoch

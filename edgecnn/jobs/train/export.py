@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from ..._io import atomic_write_bytes, atomic_write_json
+from ...utils.files import atomic_write_bytes, atomic_write_json
 from ...converters.convert import convert
 from ...converters.qat import quantize_aware
 from ...models.io import save_model

@@ -6,7 +6,7 @@ import json
 import os
 import tempfile
 
-from .errors import EdgecnnError
+from ..errors import EdgecnnError
 
 
 def check_output_path(path: str) -> str:
