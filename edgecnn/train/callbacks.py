@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from .._keras import keras, tf
+from ..utils.progress import Progress
 
 
 class EpochProgress(keras.callbacks.Callback):
@@ -20,28 +21,21 @@ class EpochProgress(keras.callbacks.Callback):
         self.progress = None
 
     def on_train_begin(self, logs=None):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
-            TimeElapsedColumn
-
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                                 MofNCompleteColumn(), TimeElapsedColumn(),
-                                 TextColumn("{task.fields[metrics]}"), console=self.console,
-                                 transient=True)
-        self.progress.start()
+        self.progress = Progress(console=self.console, terminal_only=False,
+                                 fields=("metrics",)).__enter__()
 
     def on_train_end(self, logs=None):
         if self.progress is not None:
-            self.progress.stop()
+            self.progress.__exit__(None, None, None)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.start = time.perf_counter()
-        self.task = self.progress.add_task(
-            f"{self.phase} epoch {epoch + 1}/{self.total_epochs}", total=self.steps, metrics="")
+        self.task = self.progress.task(f"{self.phase} epoch {epoch + 1}/{self.total_epochs}",
+                                       total=self.steps)
 
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
-        self.progress.update(self.task, completed=batch + 1,
-                             metrics=f"loss {logs.get('loss', float('nan')):.3f} "
+        self.task(batch + 1, metrics=f"loss {logs.get('loss', float('nan')):.3f} "
                                      f"acc {100 * logs.get('accuracy', float('nan')):.1f} %")
 
     def on_epoch_end(self, epoch, logs=None):
@@ -62,7 +56,7 @@ class EpochProgress(keras.callbacks.Callback):
         self.manager.save(checkpoint_number=epoch + 1)  # every worker saves (collectives)
         if self.chief:
             self.write_state(self.phase, epoch + 1)
-        self.progress.remove_task(self.task)
+        self.progress.remove(self.task)
         self.console.print(
             f"{self.phase:5s} epoch {epoch + 1:3d}/{self.total_epochs}  "
             f"loss {logs.get('loss', float('nan')):.4f}  "

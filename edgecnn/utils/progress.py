@@ -1,4 +1,4 @@
-"""The one rich progress display of long work (conversion, evaluation, sweeps).
+"""The one rich progress display of long work (conversion, evaluation, sweeps, training).
 
 ``Progress`` is a context manager around a ``rich.progress.Progress`` with edgecnn's columns
 (description, bar, done/total, elapsed time). ``task(description, total)`` adds a task and
@@ -15,7 +15,7 @@ from typing import Callable
 Advance = Callable[..., None]
 
 
-def _nothing(done=None, total=None, description=None) -> None:
+def _nothing(done=None, total=None, description=None, **fields) -> None:
     return None
 
 
@@ -28,12 +28,16 @@ class Progress:
     terminal_only: draw only when the stream is a terminal. With ``False`` a stream that is
     not a terminal (a pipe, a log file) still gets the finished bar (unless transient) and
     every ``log``/``warn`` line: the sweep keeps that record of a long run in its logs.
+    console: draw on this rich Console instead (e.g. training's, quiet on non-chief workers).
+    fields: names of extra text columns after the time (e.g. ``("metrics",)``), set through
+    ``advance(..., name=text)``.
     """
 
     def __init__(self, quiet: bool = False, *, stderr: bool = True, transient: bool = True,
-                 terminal_only: bool = True):
+                 terminal_only: bool = True, console=None, fields: tuple = ()):
         self.quiet, self.stderr = quiet, stderr
         self.transient, self.terminal_only = transient, terminal_only
+        self.console, self.fields = console, tuple(fields)
         self.bar = None
 
     def __enter__(self) -> Progress:
@@ -41,7 +45,7 @@ class Progress:
             return self
         from rich.console import Console
 
-        console = Console(stderr=self.stderr)
+        console = self.console or Console(stderr=self.stderr)
         if self.terminal_only and not console.is_terminal:
             return self
         from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
@@ -49,6 +53,7 @@ class Progress:
 
         self.bar = RichProgress(TextColumn("{task.description}"), BarColumn(),
                                 MofNCompleteColumn(), TimeElapsedColumn(),
+                                *(TextColumn(f"{{task.fields[{name}]}}") for name in self.fields),
                                 transient=self.transient, console=console)
         self.bar.__enter__()
         return self
@@ -59,19 +64,26 @@ class Progress:
         return False
 
     def task(self, description: str, total: int | None = None) -> Advance:
-        """A new task; returns ``advance(done, total=None, description=None)``, which sets
-        the number done (and the total or the description when given)."""
+        """A new task; returns ``advance(done, total=None, description=None, **fields)``,
+        which sets the number done (and the total, the description or a field when given)."""
         if self.bar is None:
             return _nothing
         bar = self.bar
-        task_id = bar.add_task(description, total=total)
+        task_id = bar.add_task(description, total=total, **{name: "" for name in self.fields})
 
-        def advance(done, total=None, description=None) -> None:
-            fields = {} if total is None else {"total": total}
+        def advance(done, total=None, description=None, **fields) -> None:
+            if total is not None:
+                fields["total"] = total
             if description is not None:
                 fields["description"] = description
             bar.update(task_id, completed=done, **fields)
+        advance.task_id = task_id
         return advance
+
+    def remove(self, advance: Advance) -> None:
+        """Take a finished task off the display."""
+        if self.bar is not None and hasattr(advance, "task_id"):
+            self.bar.remove_task(advance.task_id)
 
     def log(self, message: str) -> None:
         """A line (rich markup) printed above the bar."""
