@@ -262,7 +262,7 @@ def test_warmup_cosine_schedule():
 
 
 def test_log_keeps_only_checkpointed_epochs(tmp_path):
-    from edgecnn.train.loop import LOG_COLUMNS, CsvLog
+    from edgecnn.train.checkpoints import LOG_COLUMNS, CsvLog
 
     log = CsvLog(str(tmp_path / "log.csv"))
     for epoch in (1, 2, 3):
