@@ -13,15 +13,14 @@ import math
 import os
 import platform
 
-from ...utils.files import atomic_write_json
 from ...errors import EdgecnnError, MissingExtraError
+from ...runtime.card import PRECISIONS
+from ...utils.files import atomic_write_json
 from ...utils.progress import Progress
 from .pick import check_budget
 from .reports import SweepResult, report
 from .store import (BENCH_SUFFIX, MANIFEST, check_settings, converted_card, load_point, ms,
                     point_stem, prepare_dir)
-
-PRECISIONS = ("float32", "float16", "dynamic", "int8")
 
 
 def parse_list(text, what: str, kind=float) -> list:
