@@ -132,3 +132,13 @@ def _release_keras_after_slow_tests(request):
 
         keras.backend.clear_session()
         gc.collect()
+
+
+#: The networks whose graphs take several GB to build and convert: their slow tests run in one
+#: xdist group (``make test-slow`` uses ``--dist loadgroup``), one at a time, so that two of
+#: them never share the machine's memory (two at once took an xdist worker down).
+LARGE_MODELS = ("efficientnet_b5", "efficientnet_b6", "efficientnet_b7")
+
+
+def memory_marks(name: str) -> list:
+    return [pytest.mark.xdist_group("large_models")] if name in LARGE_MODELS else []

@@ -4,7 +4,7 @@ import json
 import os
 
 import pytest
-from conftest import calibrate_batchnorm, family_representative
+from conftest import calibrate_batchnorm, family_representative, memory_marks
 
 import edgecnn
 from edgecnn import EdgecnnError
@@ -327,7 +327,8 @@ def _every_model_cases():
     deeper and wider) at 1.0."""
     for name in list_models():
         for alpha in ([0.5, 1.0] if family_representative(name) else [1.0]):
-            yield pytest.param(name, alpha, marks=pytest.mark.slow, id=f"{name}-{alpha}")
+            yield pytest.param(name, alpha, marks=[pytest.mark.slow, *memory_marks(name)],
+                               id=f"{name}-{alpha}")
 
 
 @pytest.mark.parametrize("name, alpha", list(_every_model_cases()))

@@ -11,14 +11,15 @@ Slow: 72 cells of two conversions each, and B1-B7, Lite1-4 at 128 px. The defaul
 checks every family with fresh random weights and real photos
 (``test_convert.test_int8_ptq_is_integer_only_and_one_partition``)."""
 import pytest
-from conftest import family_representative
+from conftest import family_representative, memory_marks
 
 import edgecnn
 from edgecnn.data import synthetic_images
 from edgecnn.models import get_model_spec, list_models
 
 FAMILY_REPS = [n for n in list_models() if family_representative(n)]
-OTHER_SIZES = [n for n in list_models() if not family_representative(n)]
+OTHER_SIZES = [pytest.param(n, marks=memory_marks(n), id=n) for n in list_models()
+               if not family_representative(n)]
 SMALLEST = {"mobilenet": 0.25}   # keras.applications' smallest V1; 0.35 for the others
 
 

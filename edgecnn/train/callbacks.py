@@ -2,10 +2,31 @@
 state (``EpochProgress``), and PreciseBN statistics before each validation."""
 from __future__ import annotations
 
+import contextlib
+import signal
 import time
 
 from .._keras import keras, tf
 from ..utils.progress import Progress
+
+
+@contextlib.contextmanager
+def interrupt_deferred():
+    """Hold a Ctrl-C (SIGINT) that arrives inside the block until the block ends, then raise
+    KeyboardInterrupt, so an epoch's log row, checkpoint and state are written together. A
+    hard kill can still fall between them; ``--resume`` trims the log to the checkpoint."""
+    received = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    except ValueError:  # not the main thread: signals cannot be handled here anyway
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received:
+            raise KeyboardInterrupt
 
 
 class EpochProgress(keras.callbacks.Callback):
@@ -50,12 +71,13 @@ class EpochProgress(keras.callbacks.Callback):
                "val_loss": f"{logs.get('val_loss', float('nan')):.5f}",
                "val_accuracy": f"{logs.get('val_accuracy', float('nan')):.5f}",
                "seconds": f"{seconds:.1f}"}
-        if self.chief:
-            self.log.append(row)
-        self.epoch_var.assign(epoch + 1)
-        self.manager.save(checkpoint_number=epoch + 1)  # every worker saves (collectives)
-        if self.chief:
-            self.write_state(self.phase, epoch + 1)
+        with interrupt_deferred():  # Ctrl-C here lands after the three, not between them
+            if self.chief:
+                self.log.append(row)
+            self.epoch_var.assign(epoch + 1)
+            self.manager.save(checkpoint_number=epoch + 1)  # every worker saves (collectives)
+            if self.chief:
+                self.write_state(self.phase, epoch + 1)
         self.progress.remove(self.task)
         self.console.print(
             f"{self.phase:5s} epoch {epoch + 1:3d}/{self.total_epochs}  "
