@@ -18,6 +18,8 @@ scheme. :mod:`edgecnn.models.builder` maps each block kind of a stage table to o
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Mapping
@@ -64,6 +66,46 @@ def activation(kind: str, name: str | None = None):
     raise ValueError(f"unknown activation {kind!r}; expected one of {', '.join(ACTIVATIONS)}")
 
 
+#: Padding conventions of strided layers: TensorFlow's ``same`` (keras.applications, the TF
+#: reference checkpoints, timm's ``tf_`` ports) or PyTorch's symmetric ``padding=k // 2``
+#: (torchvision, Megvii). They differ at even input sizes: TF pads the extra row and column
+#: at the bottom/right only, PyTorch on every side, so weights trained with one compute a
+#: map shifted by a pixel under the other.
+PADDINGS = ("tf", "torch")
+_PADDING = contextvars.ContextVar("edgecnn_padding", default="tf")
+
+
+@contextlib.contextmanager
+def padding_mode(mode: str):
+    """Build the layers created inside this block with ``mode``'s padding (:data:`PADDINGS`).
+
+    The factory sets it around a family's ``build``, so no family threads a padding
+    argument through every block (timm's ``pad_type``, as a scope)."""
+    if mode not in PADDINGS:
+        raise ValueError(f"unknown padding {mode!r}; expected one of {', '.join(PADDINGS)}")
+    token = _PADDING.set(mode)
+    try:
+        yield
+    finally:
+        _PADDING.reset(token)
+
+
+def torch_padding() -> bool:
+    """True inside ``padding_mode("torch")``."""
+    return _PADDING.get() == "torch"
+
+
+def same_padding(x, kernel: int, stride: int, name: str):
+    """``(x, padding)`` for a strided layer that pads as ``same``: unchanged with
+    ``"same"`` in TF mode; in torch mode, ``kernel // 2`` zeros on every side as an explicit
+    ZeroPadding2D (named ``name``) and ``"valid"``. Zero padding is PyTorch's for
+    convolutions and, for pools, only where the input is >= 0 (a max pool after ReLU) or
+    zeros are counted (``count_include_pad``)."""
+    if stride > 1 and kernel > 1 and torch_padding():
+        return layers.ZeroPadding2D(kernel // 2, name=name)(x), "valid"
+    return x, "same"
+
+
 def keras_pad(height: int | None, width: int | None, kernel: int):
     """The asymmetric padding keras.applications puts before a strided 'valid' conv, so
     that the output matches TensorFlow's 'same' padding at this input size."""
@@ -76,9 +118,12 @@ def stride_pad(x, kernel: int, name: str, mode: str):
     """Explicit padding before a stride-2 'valid' conv.
 
     ``mode="keras"`` pads as keras.applications' MobileNetV2/V3 do (``correct_pad``);
-    ``mode="v1"`` pads one row and column at the bottom-right, as MobileNet V1 does.
+    ``mode="v1"`` pads one row and column at the bottom-right, as MobileNet V1 does. In
+    torch mode (:func:`padding_mode`) either pads ``kernel // 2`` on every side.
     """
-    if mode == "v1":
+    if torch_padding():
+        padding = ((kernel // 2,) * 2,) * 2
+    elif mode == "v1":
         padding = ((0, 1), (0, 1))
     elif mode == "keras":
         padding = keras_pad(x.shape[1], x.shape[2], kernel)
@@ -90,6 +135,8 @@ def stride_pad(x, kernel: int, name: str, mode: str):
 def conv_bn_act(x, filters: int, kernel: int = 1, stride: int = 1, *, act: str | None,
                 names: dict, bn: BatchNorm, padding: str = "same", groups: int = 1):
     """Conv2D (no bias) -> BatchNorm -> activation; ``names`` has conv, bn and act."""
+    if padding == "same":
+        x, padding = same_padding(x, kernel, stride, names["conv"] + "_pad")
     x = layers.Conv2D(filters, kernel, strides=stride, padding=padding, use_bias=False,
                       groups=groups, name=names["conv"])(x)
     x = bn(names["bn"])(x)
@@ -189,14 +236,18 @@ def conv_classifier(x, num_classes: int, *, dropout: float, names: dict, pre_act
 
 def shuffle_unit(x, *, bottleneck: int, out: int, kernel: int, stride: int, groups: int,
                  expand_groups: int, names: dict, bn: BatchNorm):
-    """ShuffleNet V1's unit (Zhang et al. 2017, Fig. 2 b/c).
+    """ShuffleNet V1's unit (Zhang et al. 2017, Fig. 2 b/c), as the authors' released code
+    (megvii-model/ShuffleNet-Series) computes it, so that their weights fit.
 
-    1x1 group conv (``expand_groups`` groups) to ``bottleneck`` -> BN -> ReLU -> channel
-    shuffle -> depthwise conv -> BN -> 1x1 group conv -> BN, added to the identity (stride
-    1, then ReLU) or, at stride 2, ReLU and concatenated with a 3x3 stride-2 average pool of
-    the input (the main branch then makes ``out - in`` channels). Names: expand, expand_bn,
-    expand_relu, shuffle, dw, dw_bn, project, project_bn, project_relu, pool, concat, add,
-    relu.
+    1x1 group conv (``expand_groups`` groups) to ``bottleneck`` -> BN -> ReLU -> depthwise
+    conv -> BN -> channel shuffle -> 1x1 group conv -> BN, added to the identity (stride 1,
+    then ReLU) or, at stride 2, ReLU and concatenated with a 3x3 stride-2 average pool of
+    the input (the main branch then makes ``out - in`` channels). The shuffle sits after the
+    depthwise conv (per channel, so the place does not change what the unit can compute)
+    and is the reference code's: output ``g * (C / groups) + j`` takes input
+    ``j * groups + g``, i.e. :class:`ChannelShuffle` with ``C / groups`` groups. Names:
+    expand, expand_bn, expand_relu, dw, dw_bn, shuffle, project, project_bn, project_relu,
+    pool, concat, add, relu.
     """
     shortcut = x
     branch = out - x.shape[-1] if stride == 2 else out
@@ -204,23 +255,23 @@ def shuffle_unit(x, *, bottleneck: int, out: int, kernel: int, stride: int, grou
                       name=names["expand"])(x)
     x = bn(names["expand_bn"])(x)
     x = layers.ReLU(name=names["expand_relu"])(x)
+    x = _dw_bn(x, kernel, stride, names, "dw", bn)
     if groups > 1:
-        x = ChannelShuffle(groups, name=names["shuffle"])(x)
-    x = layers.DepthwiseConv2D(kernel, strides=stride, padding="same", use_bias=False,
-                               name=names["dw"])(x)
-    x = bn(names["dw_bn"])(x)
+        x = ChannelShuffle(bottleneck // groups, name=names["shuffle"])(x)
     x = layers.Conv2D(branch, 1, use_bias=False, groups=groups, name=names["project"])(x)
     x = bn(names["project_bn"])(x)
     if stride == 2:
         x = layers.ReLU(name=names["project_relu"])(x)
-        shortcut = DepthwiseAveragePooling2D(3, 2, name=names["pool"])(shortcut)
+        shortcut, padding = same_padding(shortcut, 3, 2, names["pool"] + "_pad")
+        shortcut = DepthwiseAveragePooling2D(3, 2, padding=padding, name=names["pool"])(shortcut)
         return layers.Concatenate(name=names["concat"])([shortcut, x])
     x = layers.Add(name=names["add"])([shortcut, x])
     return layers.ReLU(name=names["relu"])(x)
 
 
 def _dw_bn(x, kernel: int, stride: int, names: dict, role: str, bn: BatchNorm):
-    x = layers.DepthwiseConv2D(kernel, strides=stride, padding="same", use_bias=False,
+    x, padding = same_padding(x, kernel, stride, names[role] + "_pad")
+    x = layers.DepthwiseConv2D(kernel, strides=stride, padding=padding, use_bias=False,
                                name=names[role])(x)
     return bn(names[role + "_bn"])(x)
 
@@ -230,31 +281,49 @@ def _conv_bn_relu(x, filters: int, names: dict, role: str, bn: BatchNorm):
         "conv": names[role], "bn": names[role + "_bn"], "act": names[role + "_relu"]})
 
 
-def shuffle_v2_unit(x, *, branch: int, out: int, kernel: int, stride: int, names: dict,
-                    bn: BatchNorm):
-    """ShuffleNet V2's unit (Ma et al. 2018, Fig. 3 c/d).
+#: ShuffleNet V2 layouts: the authors' released code or torchvision's (see shufflenet_v2.py).
+SHUFFLE_V2_LAYOUTS = ("megvii", "torchvision")
 
-    Stride 1: split the channels in halves, send the second through 1x1 conv (``branch``
-    channels) -> BN -> ReLU -> depthwise -> BN -> 1x1 conv -> BN -> ReLU. Stride 2: the
-    whole input goes through that branch (making ``out - in`` channels) and through a
-    shortcut (depthwise s2 -> BN -> 1x1 conv keeping ``in`` channels -> BN -> ReLU). Both
-    halves are concatenated and shuffled (2 groups). Names: split, expand(_bn, _relu), dw,
-    dw_bn, project(_bn, _relu), shortcut_dw(_bn), shortcut_project(_bn, _relu), concat,
-    shuffle.
+
+def shuffle_v2_unit(x, *, branch: int, out: int, kernel: int, stride: int, names: dict,
+                    bn: BatchNorm, layout: str = "megvii"):
+    """ShuffleNet V2's unit (Ma et al. 2018, Fig. 3 c/d) in one of two published layouts.
+
+    Stride 1: split the channels in two, send one part through 1x1 conv (``branch``
+    channels) -> BN -> ReLU -> depthwise -> BN -> 1x1 conv -> BN -> ReLU, concatenate it
+    after the other. Stride 2: the whole input goes through that branch and through a
+    shortcut (depthwise s2 -> BN -> 1x1 conv -> BN -> ReLU), concatenated shortcut first.
+
+    ``layout="megvii"`` (megvii-model/ShuffleNet-Series): the shortcut of a stride-2 unit
+    keeps the input's channels and the branch makes ``out - in``; there is no shuffle after
+    the concatenation: a stride-1 unit takes the even channels of its input as the kept
+    part and the odd ones as the branch's input (:class:`ChannelShuffle` with ``C / 2``
+    groups, then a split in halves). ``layout="torchvision"``: both sides of a stride-2 unit
+    make ``out / 2``; every unit ends with a 2-group shuffle and a stride-1 unit splits its
+    input in halves. Names: shuffle_in (megvii), split, expand(_bn, _relu), dw, dw_bn,
+    project(_bn, _relu), shortcut_dw(_bn), shortcut_project(_bn, _relu), concat, shuffle
+    (torchvision).
     """
+    if layout not in SHUFFLE_V2_LAYOUTS:
+        raise ValueError(f"unknown ShuffleNet V2 layout {layout!r}")
     in_channels = x.shape[-1]
     if stride == 1:
+        if layout == "megvii":
+            x = ChannelShuffle(in_channels // 2, name=names["shuffle_in"])(x)
         shortcut, x = ChannelSplit(name=names["split"])(x)
         made = out // 2
     else:
+        kept = in_channels if layout == "megvii" else out // 2
         shortcut = _dw_bn(x, kernel, 2, names, "shortcut_dw", bn)
-        shortcut = _conv_bn_relu(shortcut, in_channels, names, "shortcut_project", bn)
-        made = out - in_channels
+        shortcut = _conv_bn_relu(shortcut, kept, names, "shortcut_project", bn)
+        made = out - kept
     x = _conv_bn_relu(x, branch, names, "expand", bn)
     x = _dw_bn(x, kernel, stride, names, "dw", bn)
     x = _conv_bn_relu(x, made, names, "project", bn)
     x = layers.Concatenate(name=names["concat"])([shortcut, x])
-    return ChannelShuffle(2, name=names["shuffle"])(x)
+    if layout == "torchvision":
+        x = ChannelShuffle(2, name=names["shuffle"])(x)
+    return x
 
 
 def _relu_after_add(x, name: str):
@@ -308,7 +377,8 @@ def pooled_stem(x, channels: int, *, bn: BatchNorm, names: Mapping = POOLED_STEM
     """ShuffleNet's stem (V1 and V2): 3x3 conv stride 2 -> BN -> ReLU -> 3x3 max pool s2.
     Names: conv, bn, act, pool."""
     x = conv_bn_act(x, channels, 3, 2, act="relu", bn=bn, names=names)
-    return layers.MaxPooling2D(3, 2, padding="same", name=names["pool"])(x)
+    x, padding = same_padding(x, 3, 2, names["pool"] + "_pad")  # after ReLU: zeros = -inf
+    return layers.MaxPooling2D(3, 2, padding=padding, name=names["pool"])(x)
 
 
 #: keras.applications' names of the pooled Dense classifier (MobileNetV2, Xception, ...).

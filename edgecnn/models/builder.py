@@ -188,7 +188,7 @@ def _shuffle(x, b: Block, names, bn, pad, se_gate, drop_rate):
 
 def _shuffle_v2(x, b: Block, names, bn, pad, se_gate, drop_rate):
     return shuffle_v2_unit(x, branch=b.expand, out=b.out, kernel=b.kernel, stride=b.stride,
-                           names=names, bn=bn)
+                           names=names, bn=bn, layout=b.extra.get("layout", "megvii"))
 
 
 def _xception(x, b: Block, names, bn, pad, se_gate, drop_rate):

@@ -2,15 +2,29 @@
 from __future__ import annotations
 
 from ..errors import EdgecnnError
+from .blocks import PADDINGS, padding_mode
 from .registry import BuiltConfig, check_alpha, get_model_spec, resolve_input_size
 
 
 def _check_options(spec, family_options: dict) -> dict:
-    unknown = sorted(set(family_options) - set(spec.options))
+    unknown = sorted(set(family_options) - set(spec.options) - {"padding"})
     if unknown:
-        valid = ", ".join(sorted(spec.options)) or "none"
+        valid = ", ".join(sorted(spec.options) + ["padding"])
         raise EdgecnnError(f"{spec.name} has no option {', '.join(unknown)}; its options: {valid}")
     return {**spec.options, **family_options}
+
+
+def _check_padding(spec, options: dict) -> str:
+    """The ``padding`` option every family takes (see ``blocks.PADDINGS``): "tf" (default)
+    or "torch", for weights trained with PyTorch's symmetric padding."""
+    padding = options.pop("padding", "tf")
+    if padding not in PADDINGS:
+        raise EdgecnnError(f"padding must be one of {', '.join(PADDINGS)} (TensorFlow's 'same' or "
+                           f"PyTorch's symmetric padding), got {padding!r}")
+    if padding not in spec.paddings:
+        raise EdgecnnError(f"{spec.name} is built with {' or '.join(spec.paddings)} padding only "
+                           f"(its published weights use it), got padding={padding!r}")
+    return padding
 
 
 def create_model(name: str, *, alpha: float = 1.0, input_size: int | None = None,
@@ -35,8 +49,12 @@ def create_model(name: str, *, alpha: float = 1.0, input_size: int | None = None
         dropout = spec.default_dropout
     elif not 0.0 <= float(dropout) < 1.0:
         raise EdgecnnError(f"dropout must be in [0, 1), got {dropout!r}")
-    model = spec.build(alpha=alpha, input_size=size, num_classes=num_classes,
-                       include_top=include_top, dropout=float(dropout), **options)
+    padding = _check_padding(spec, options)
+    with padding_mode(padding):
+        model = spec.build(alpha=alpha, input_size=size, num_classes=num_classes,
+                           include_top=include_top, dropout=float(dropout), **options)
+    if padding != "tf":  # recorded only when not the default, as it changes the graph
+        options["padding"] = padding
     if isinstance(weights, str) and weights.lower() == "none":
         weights = None
     model.edgecnn = BuiltConfig(name, alpha, size, tuple(sorted(options.items())), num_classes,

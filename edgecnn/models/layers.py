@@ -108,22 +108,29 @@ class DepthwiseAveragePooling2D(keras.layers.Layer):
     DEPTHWISE_CONV_2D but not int8 AVERAGE_POOL_2D (tf 2.21 / LiteRT 2.3), which would
     leave every stride-2 ShuffleNet V1 unit outside the delegate."""
 
-    def __init__(self, pool_size: int = 3, strides: int = 2, **kwargs):
+    def __init__(self, pool_size: int = 3, strides: int = 2, padding: str = "same", **kwargs):
         super().__init__(**kwargs)
         self.pool_size, self.strides = int(pool_size), int(strides)
+        if padding not in ("same", "valid"):
+            raise ValueError(f"padding must be 'same' or 'valid', got {padding!r}")
+        self.padding = padding  # 'valid' after an explicit ZeroPadding2D (PyTorch's padding)
 
     def call(self, inputs):
         k = self.pool_size
         kernel = tf.fill([k, k, inputs.shape[-1], 1], tf.constant(1.0 / (k * k), inputs.dtype))
-        return tf.nn.depthwise_conv2d(inputs, kernel, [1, self.strides, self.strides, 1], "SAME")
+        return tf.nn.depthwise_conv2d(inputs, kernel, [1, self.strides, self.strides, 1],
+                                      self.padding.upper())
 
     def compute_output_shape(self, input_shape):
         _, h, w, c = input_shape
-        size = [None if d is None else -(-d // self.strides) for d in (h, w)]
+        k, s = self.pool_size, self.strides
+        size = [None if d is None else (-(-d // s) if self.padding == "same" else (d - k) // s + 1)
+                for d in (h, w)]
         return tf.TensorShape([input_shape[0], *size, c])
 
     def get_config(self):
-        return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides}
+        return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides,
+                "padding": self.padding}
 
 
 @keras.saving.register_keras_serializable(package="edgecnn")

@@ -86,6 +86,7 @@ class ModelSpec:
     options: dict = field(default_factory=dict)  # option name -> default value
     keras_app: str | None = None
     keras_kwargs: Callable[..., dict] | None = None
+    paddings: tuple = ("tf", "torch")  # the ``padding`` option's values it builds exactly
 
 
 @dataclass(frozen=True)

@@ -3,14 +3,17 @@
 Architecture: stem 3x3 conv (24 ch, stride 2) -> BN -> ReLU -> 3x3 max pool stride 2; stages
 2/3/4 of 4/8/4 units, the first of each with stride 2; global average pool -> dense softmax.
 A unit is 1x1 group conv (to the bottleneck, a quarter of the unit's output channels) -> BN
--> ReLU -> channel shuffle -> 3x3 depthwise conv -> BN -> 1x1 group conv -> BN, added to
+-> ReLU -> 3x3 depthwise conv -> BN -> channel shuffle -> 1x1 group conv -> BN, added to
 the identity (stride 1) or concatenated with a 3x3 stride-2 average pool of the input
 (stride 2, the main branch then making ``out - in`` channels), then ReLU. The pool is a
 :class:`DepthwiseAveragePooling2D` (int8 AVERAGE_POOL_2D would fall outside XNNPACK). Stage 2's first 1x1 conv is not
 grouped (its input has only 24 channels). The ReLU of a stride-2 unit is applied to the main
 branch before the concatenation, as the official code (megvii-model/ShuffleNet-Series) does:
 the pooled shortcut is already >= 0, so this equals the paper's ReLU after the concat, and
-the ReLU fuses into the conv in TFLite. Group convs are ``Conv2D(groups=g)``.
+the ReLU fuses into the conv in TFLite. Group convs are ``Conv2D(groups=g)``. The shuffle
+is the released code's, after the depthwise conv and with its channel order (the inverse of
+the paper's figure; see :func:`edgecnn.models.blocks.shuffle_unit`), so the authors'
+ImageNet weights compute here what they computed there.
 
 Width (``alpha`` = the paper's "ShuffleNet s x"): stage channels ``make_divisible(c * alpha,
 4 * g)`` of Table 1's, so the bottleneck (a quarter) and every group conv's input and output

@@ -8,9 +8,18 @@ and shuffles them (2 groups). A stride-2 unit feeds the whole input to that bran
 then makes ``out - in`` channels, and to a shortcut branch (3x3 depthwise s2 -> BN -> 1x1
 conv -> BN -> ReLU) that keeps the ``in`` channels; the branch width is ``out / 2`` in every
 unit. This is the authors' released code (megvii-model/ShuffleNet-Series), which reproduces
-Table 5's complexities; torchvision instead gives each branch of stage 2's first unit
-``out / 2`` channels (1.0x: 1.1 M fewer MACs and 0.75 % under the paper, 2.0x: 1.3 % under),
-identical elsewhere.
+Table 5's complexities.
+
+Two published layouts (option ``layout``), each exactly as its code computes, so that its
+weights fit:
+
+- ``"megvii"`` (default): the authors' code above. It never shuffles after a concatenation:
+  a stride-1 unit takes its input's even channels as the kept half and the odd ones as the
+  branch's input (:func:`edgecnn.models.blocks.shuffle_v2_unit`).
+- ``"torchvision"``: each side of a stride-1 or stride-2 unit makes ``out / 2`` channels, and
+  every unit ends with a 2-group shuffle. Stage 2's first unit is then narrower (1.0x: 1.1 M
+  fewer MACs, 0.75 % under the paper; 2.0x: 1.3 % under) and the parameter counts are
+  torchvision's (x0.5 / 1.0 / 1.5 / 2.0: 1,366,792 / 2,278,604 / 3,503,624 / 7,393,996).
 
 Width: the four rows of Table 5 are used literally (stage 2 / 3 / 4 and conv5 channels at
 0.5x, 1x, 1.5x, 2x). Any other alpha interpolates every column linearly between the two
@@ -35,7 +44,8 @@ The widths are decoded by :func:`edgecnn.models.builder.decode` into ``shuffle_v
 import bisect
 
 from .._keras import keras, layers
-from .blocks import PYTORCH_BN, conv_bn_act, dense_classifier, pooled_stem
+from ..errors import EdgecnnError
+from .blocks import SHUFFLE_V2_LAYOUTS, PYTORCH_BN, conv_bn_act, dense_classifier, pooled_stem
 from .builder import (
     Rounding,
     StageRow,
@@ -76,20 +86,30 @@ def widths(alpha: float) -> tuple:
     return tuple([make_divisible(c, 4) for c in raw[:3]] + [make_divisible(raw[3], 8)])
 
 
-def _arch(alpha):
+def check_layout(layout) -> str:
+    if layout not in SHUFFLE_V2_LAYOUTS:
+        raise EdgecnnError(f"shufflenet_v2 layout must be one of {', '.join(SHUFFLE_V2_LAYOUTS)}"
+                           f" (the authors' code or torchvision's), got {layout!r}")
+    return layout
+
+
+def _arch(alpha, layout="megvii"):
+    layout = check_layout(layout)
     *stage_widths, last = widths(alpha)
-    stages = [StageRow("shuffle_v2", repeats, 3, 2, 0.5, out, act="relu")
+    stages = [StageRow("shuffle_v2", repeats, 3, 2, 0.5, out, act="relu",
+                       extra={"layout": layout})
               for repeats, out in zip(REPEATS, stage_widths)]
     blocks = decode(stages, alpha, STEM, ROUNDING, first_stage=2)
-    require_channels("shufflenet_v2", alpha, **{
-        "first unit's main branch (stage 2 width minus the stem)": blocks[0].out - STEM})
+    if layout == "megvii":
+        require_channels("shufflenet_v2", alpha, **{
+            "first unit's main branch (stage 2 width minus the stem)": blocks[0].out - STEM})
     return blocks, last
 
 
 def _names(block):
     p = f"stage{block.stage}_block{block.block + 1}_"
     return {role: p + role for role in (
-        "split", "expand", "expand_bn", "expand_relu", "dw", "dw_bn", "project", "project_bn",
+        "shuffle_in", "split", "expand", "expand_bn", "expand_relu", "dw", "dw_bn", "project", "project_bn",
         "project_relu", "shortcut_dw", "shortcut_dw_bn", "shortcut_project",
         "shortcut_project_bn", "shortcut_project_relu", "concat", "shuffle")}
 
@@ -98,8 +118,8 @@ def _table_row(block):
     return {**block_row(block), "kind": "shuffle"}  # the stage table's name of the unit
 
 
-def build(*, alpha, input_size, num_classes, include_top, dropout):
-    blocks, last = _arch(alpha)
+def build(*, alpha, input_size, num_classes, include_top, dropout, layout="megvii"):
+    blocks, last = _arch(alpha, layout)
     inputs = layers.Input((input_size, input_size, 3), name="input")
     x = pooled_stem(inputs, STEM, bn=BN)
     x = build_blocks(x, blocks, names=_names, bn=BN)
@@ -109,15 +129,16 @@ def build(*, alpha, input_size, num_classes, include_top, dropout):
     return keras.Model(inputs, x, name=f"shufflenet_v2_{alpha:g}_{input_size}")
 
 
-def describe(*, alpha):
-    blocks, last = _arch(alpha)
+def describe(*, alpha, layout="megvii"):
+    blocks, last = _arch(alpha, layout)
     return {"stem": f"conv 3x3 s2, {STEM} ch, relu; max pool 3x3 s2",
             "blocks": table_rows(blocks, _table_row),
             "head": f"conv 1x1, {last} ch, relu; global avg pool, dense classifier, softmax "
-                    "('expand' is the branch width, half the output)"}
+                    f"('expand' is the branch width, half the output; {layout} layout)"}
 
 
 register_model(ModelSpec(
     name="shufflenet_v2", family="ShuffleNet V2", build=build, describe=describe,
     default_input=224, preprocessing=IMAGENET_MEAN_STD, default_dropout=0.0,
+    options={"layout": "megvii"},
     paper="Ma et al. 2018, ShuffleNet V2, arXiv:1807.11164"))

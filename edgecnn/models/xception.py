@@ -133,4 +133,5 @@ register_model(ModelSpec(
     name="xception", family="Xception", build=build, describe=describe,
     default_input=299, min_input=32, preprocessing=MINUS_ONE_TO_ONE, default_dropout=0.5,
     paper="Chollet 2017, Xception, arXiv:1610.02357",
-    keras_app="Xception", keras_kwargs=_keras_kwargs))
+    keras_app="Xception", keras_kwargs=_keras_kwargs,
+    paddings=("tf",)))  # its max pools follow BN (zero padding is not -inf); keras weights
