@@ -73,7 +73,13 @@ def read_checkpoint(path: str) -> Checkpoint:
         return Checkpoint(path, "tf-checkpoint", _read_tf(path, tf_prefix))
     fmt = _detect(path)
     if fmt in ("torch-zip", "torch-legacy"):
-        tensors, nested_in = _torch_tensors(path, torch_pickle.load(path, fmt))
+        try:
+            tensors, nested_in = _torch_tensors(path, torch_pickle.load(path, fmt))
+        except torch_pickle.NotTorchArchive as exc:
+            raise _bad(path, f"is not a PyTorch checkpoint ({exc})") from None
+        except torch_pickle.DamagedFile as exc:
+            kind = "zip" if fmt == "torch-zip" else "legacy"
+            raise _bad(path, f"is a damaged or truncated PyTorch file ({kind} format: {exc})") from None
         return Checkpoint(path, fmt, tensors, nested_in)
     if fmt == "safetensors":
         return Checkpoint(path, fmt, _read_safetensors(path))
@@ -172,7 +178,7 @@ def _describe(head: bytes) -> str:
 
 def _torch_tensors(path: str, obj: object) -> tuple[dict[str, np.ndarray], str | None]:
     if isinstance(obj, torch_pickle.TensorRef):
-        return {BARE_TENSOR_KEY: _array(path, obj)}, None
+        return {BARE_TENSOR_KEY: torch_pickle.materialize(obj)}, None
     if not isinstance(obj, dict):
         raise _bad(path, f"holds a {type(obj).__name__}, not a dict of tensors")
     weights, nested_in = _weights_dict(obj)
@@ -180,7 +186,7 @@ def _torch_tensors(path: str, obj: object) -> tuple[dict[str, np.ndarray], str |
         keys = ", ".join(map(str, list(obj)[:8]))
         raise _bad(path, f"holds no tensors at its top level nor under "
                          f"{'/'.join(NESTING_KEYS)} (its keys: {keys})")
-    tensors = {str(k): _array(path, v) for k, v in weights.items()
+    tensors = {str(k): torch_pickle.materialize(v) for k, v in weights.items()
                if isinstance(v, torch_pickle.TensorRef)}
     return _strip_module_prefix(tensors), nested_in
 
@@ -197,13 +203,6 @@ def _weights_dict(obj: dict) -> tuple[dict | None, str | None]:
     if _holds_tensors(obj):
         return obj, None
     return None, None
-
-
-def _array(path: str, ref: torch_pickle.TensorRef) -> np.ndarray:
-    try:
-        return ref.numpy()
-    except Exception as exc:  # a hand-made pickle's tensor: one line, not a traceback
-        raise EdgecnnError(torch_pickle.damaged(path, str(exc))) from None
 
 
 def _strip_module_prefix(tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -262,8 +261,7 @@ def _safetensors_raw(path: str, header: dict[str, dict]) -> dict[str, np.ndarray
         raw = data[begin:end]
         count = int(np.prod(meta["shape"], dtype=np.int64))
         if end > len(data) or len(raw) != count * dtype.itemsize:
-            raise EdgecnnError(f"checkpoint {path} is a truncated .safetensors file "
-                               f"(tensor {name} ends past its data)")
+            raise _bad(path, f"is a truncated .safetensors file (tensor {name} ends past its data)")
         array = np.frombuffer(raw, dtype=dtype).reshape(meta["shape"]).astype(dtype.newbyteorder("="))
         if meta["dtype"] == "BF16":
             array = (array.astype(np.uint32) << 16).view(np.float32)

@@ -49,6 +49,14 @@ class _Corrupt(Exception):
     """The file's structure is not what torch writes (cut short, damaged, hand-made)."""
 
 
+class DamagedFile(EdgecnnError):
+    """A PyTorch file whose structure is broken; the message is the detail (one line)."""
+
+
+class NotTorchArchive(DamagedFile):
+    """A sound zip archive that ``torch.save`` did not write (no ``<name>/data.pkl``)."""
+
+
 @dataclass(frozen=True)
 class StorageType:
     """Stand-in for ``torch.FloatStorage`` & co.: only its element type matters."""
@@ -237,7 +245,7 @@ def _key(value: Any) -> str:
 def _archive_prefix(archive: zipfile.ZipFile) -> str:
     pickles = [n for n in archive.namelist() if n.endswith("data.pkl") and n.count("/") <= 1]
     if len(pickles) != 1:
-        raise _Corrupt("a zip without one <name>/data.pkl (not a torch.save archive)")
+        raise NotTorchArchive("a zip archive without one <name>/data.pkl, which torch.save writes")
     return pickles[0][:-len("data.pkl")]
 
 
@@ -323,7 +331,7 @@ def load(path: str, fmt: str) -> Any:
     """The object a ``torch.save`` file holds, tensors as :class:`TensorRef`.
 
     ``fmt`` is ``"torch-zip"`` or ``"torch-legacy"``. A refused global raises
-    :class:`EdgecnnError` naming it; a damaged or truncated file raises EdgecnnError too.
+    :class:`EdgecnnError` naming it; a damaged or truncated file raises :class:`DamagedFile`.
     """
     reader = _load_zip if fmt == "torch-zip" else _load_legacy
     try:
@@ -331,13 +339,19 @@ def load(path: str, fmt: str) -> Any:
     except EdgecnnError:
         raise
     except (_Corrupt, zipfile.BadZipFile, EOFError, pickle.UnpicklingError) as exc:
-        raise EdgecnnError(damaged(path, str(exc) or type(exc).__name__, fmt)) from None
+        raise DamagedFile(_first_line(exc)) from None
     except Exception as exc:  # any other surprise inside a hand-made pickle: still one line
-        raise EdgecnnError(damaged(path, f"{type(exc).__name__}: {exc}", fmt)) from None
+        raise DamagedFile(f"{type(exc).__name__}: {_first_line(exc)}") from None
 
 
-def damaged(path: str, detail: str, fmt: str | None = None) -> str:
-    """The one-line message for a PyTorch file whose structure is broken."""
-    kind = {"torch-zip": " (zip format)", "torch-legacy": " (legacy format)"}.get(fmt, "")
-    return (f"checkpoint {path} is a damaged or truncated PyTorch file{kind}: "
-            f"{detail.splitlines()[0] if detail else 'unreadable'}")
+def materialize(ref: TensorRef) -> np.ndarray:
+    """``ref.numpy()``, a broken tensor (hand-made strides, ...) raising DamagedFile."""
+    try:
+        return ref.numpy()
+    except Exception as exc:
+        raise DamagedFile(f"a tensor cannot be built ({_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
