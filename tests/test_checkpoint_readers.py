@@ -367,3 +367,35 @@ assert not heavy, heavy
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+# --- details: byte order, nesting preference -----------------------------------------
+
+def test_big_endian_zip(tmp_path, expected):
+    """A zip written on a big-endian machine says so in its ``byteorder`` record."""
+    path = tmp_path / "big.pt"
+    with zipfile.ZipFile(DATA / "parameter.pt") as real, zipfile.ZipFile(path, "w") as out:
+        for info in real.infolist():
+            data = real.read(info)
+            if info.filename.endswith("/byteorder"):
+                data = b"big"
+            elif info.filename.endswith("/data/0"):
+                data = np.frombuffer(data, "<f4").astype(">f4").tobytes()
+            out.writestr(info, data)
+    _assert_same(read_checkpoint(str(path)).tensors["tensor"], expected["parameter"], "big")
+
+
+def test_nesting_prefers_the_plain_weights():
+    from edgecnn.models.pretrained import readers, torch_pickle
+
+    storage = torch_pickle.Storage(torch_pickle.StorageType("FloatStorage"), 1)
+    storage.fill(np.float32(1).tobytes())
+    tensors = {"w": torch_pickle.TensorRef(storage, 0, (), ())}
+    assert readers.NESTING_KEYS == ("state_dict", "model", "state_dict_ema", "model_ema", "net")
+    for present, chosen in [(("model_ema", "model", "state_dict"), "state_dict"),
+                            (("model_ema", "model"), "model"), (("net", "state_dict_ema"), "state_dict_ema")]:
+        checkpoint = {key: dict(tensors) for key in present} | {"epoch": 3}
+        assert readers._weights_dict(checkpoint)[1] == chosen
+    # an entry without tensors (an EMA slot left empty) is passed over
+    assert readers._weights_dict({"state_dict": {}, "model": dict(tensors)})[1] == "model"
+    assert readers._weights_dict(dict(tensors)) == (tensors, None)

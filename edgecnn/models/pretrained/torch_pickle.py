@@ -76,11 +76,9 @@ class StorageType:
 class Storage:
     """A flat run of elements of one dtype; the bytes may arrive after the pickle (legacy)."""
 
-    def __init__(self, kind: StorageType, numel: int,
-                 loader: Callable[[], bytes] | None = None, big_endian: bool = False):
+    def __init__(self, kind: StorageType, numel: int, big_endian: bool = False):
         self.kind = kind
         self.numel = _count(numel)
-        self._loader = loader
         self._big_endian = big_endian
         self._array: np.ndarray | None = None
 
@@ -95,10 +93,8 @@ class Storage:
         self._array = array.astype(array.dtype.newbyteorder("="))
 
     def array(self) -> np.ndarray:
-        if self._array is None:
-            if self._loader is None:
-                raise _Corrupt("a storage's bytes are missing")
-            self.fill(self._loader())
+        if self._array is None:  # legacy: the storage key list did not name it
+            raise _Corrupt("a storage's bytes are missing")
         return self._array
 
 
@@ -196,7 +192,7 @@ class RestrictedUnpickler(pickle.Unpickler):
 
     def __init__(self, file: BinaryIO, source: str,
                  storage_for: Callable[[tuple], Storage] | None = None):
-        super().__init__(file)
+        super().__init__(file, encoding="utf-8")  # as torch.load: Python 2 strings as text
         self._source = source
         self._storage_for = storage_for
 
@@ -266,7 +262,7 @@ def _load_zip(path: str) -> Any:
                 record = f"{prefix}data/{key}"
                 if record not in names:
                     raise _Corrupt(f"storage record {record} is missing")
-                storages[key] = Storage(_storage_type(kind), numel, big_endian=big)
+                storages[key] = Storage(_storage_type(kind), numel, big)
                 # read now, while the archive is open (a storage is read once, when first used)
                 storages[key].fill(archive.read(record))
             return storages[key]
@@ -294,7 +290,7 @@ def _load_legacy(path: str) -> Any:
             kind, root_key, _location, numel, view = data
             root_key = _key(root_key)
             if root_key not in roots:
-                roots[root_key] = Storage(_storage_type(kind), numel, big_endian=big)
+                roots[root_key] = Storage(_storage_type(kind), numel, big)
             if view is None:
                 return roots[root_key]
             view_key, offset, view_numel = view
