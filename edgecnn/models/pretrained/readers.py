@@ -227,12 +227,12 @@ def _read_safetensors(path: str) -> dict[str, np.ndarray]:
             loaded = _safetensors_raw(path, header)
         else:
             loaded = load_file(path)
+        order = sorted(header, key=lambda k: header[k]["data_offsets"][0])
+        return {k: loaded[k] for k in order}
     except EdgecnnError:
         raise
     except Exception as exc:  # safetensors' own errors (SafetensorError, ValueError, ...)
-        raise _bad(path, f"is a damaged .safetensors file ({str(exc).splitlines()[0]})") from None
-    order = sorted(header, key=lambda k: header[k]["data_offsets"][0])
-    return {k: loaded[k] for k in order}
+        raise _bad(path, f"is a damaged .safetensors file ({torch_pickle.first_line(exc)})") from None
 
 
 def _safetensors_header(path: str) -> dict[str, dict]:
@@ -289,7 +289,7 @@ def _read_tf(path: str, prefix: str) -> dict[str, np.ndarray]:
         kept = [n for n in names if _tf_model_variable(n)]
         values = {n: np.asarray(reader.get_tensor(n)) for n in kept}
     except Exception as exc:  # tf.errors.*: NotFound, DataLoss, ...
-        raise _bad(path, f"is not a readable TF checkpoint ({str(exc).splitlines()[0]})") from None
+        raise _bad(path, f"is not a readable TF checkpoint ({torch_pickle.first_line(exc)})") from None
     tensors: dict[str, np.ndarray] = {}
     for name in kept:
         if name.endswith(_EMA_SUFFIX):
@@ -333,8 +333,7 @@ def _read_h5(path: str) -> dict[str, np.ndarray]:
                     tensors[f"{layer}/{weight}"] = np.asarray(group[layer][weight][()])
             return tensors
     except Exception as exc:  # OSError for a damaged file, KeyError for a missing group
-        raise _bad(path, f"is not a readable keras .h5 weights file "
-                         f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+        raise _bad(path, f"is not a readable keras .h5 weights file ({torch_pickle.first_line(exc)})") from None
 
 
 def _h5_names(raw) -> list[str]:

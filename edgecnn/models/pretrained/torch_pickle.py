@@ -335,9 +335,9 @@ def load(path: str, fmt: str) -> Any:
     except EdgecnnError:
         raise
     except (_Corrupt, zipfile.BadZipFile, EOFError, pickle.UnpicklingError) as exc:
-        raise DamagedFile(_first_line(exc)) from None
+        raise DamagedFile(first_line(exc)) from None
     except Exception as exc:  # any other surprise inside a hand-made pickle: still one line
-        raise DamagedFile(f"{type(exc).__name__}: {_first_line(exc)}") from None
+        raise DamagedFile(f"{type(exc).__name__}: {first_line(exc)}") from None
 
 
 def materialize(ref: TensorRef) -> np.ndarray:
@@ -345,9 +345,10 @@ def materialize(ref: TensorRef) -> np.ndarray:
     try:
         return ref.numpy()
     except Exception as exc:
-        raise DamagedFile(f"a tensor cannot be built ({_first_line(exc)})") from None
+        raise DamagedFile(f"a tensor cannot be built ({first_line(exc)})") from None
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """An exception's message as one line (its type's name when it has none)."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
