@@ -272,7 +272,7 @@ def case_efficientnet_lite_pytorch_lite0():
     from efficientnet_lite_pytorch import EfficientNet
     m = EfficientNet.from_name("efficientnet-lite0", width_coefficient=0.5, image_size=64,
                                num_classes=10)
-    m.set_swish(memory_efficient=False)
+    # no set_swish(): it would replace the lite models' ReLU6 with swish
     return dict(model=m, pool=m._avg_pooling, fc=m._fc, size=64, pkg="efficientnet-lite-pytorch",
                 ver=elp.__version__,
                 call="efficientnet_lite_pytorch.EfficientNet.from_name('efficientnet-lite0', "

@@ -1,0 +1,123 @@
+"""Upstream checkpoint layouts: how each published state_dict maps onto edgecnn's layers.
+
+A layout names the networks it fits, recognizes its keys, and puts its modules in the order
+the upstream code registers them (a checkpoint file need not keep that order: safetensors
+stores tensors by dtype and name). That order is the order in which edgecnn creates the
+matching layers, so the importer pairs them one to one and checks every pair's kind and
+shape; nothing is matched by guessing.
+
+``order`` lists, for modules with named children, the registration order of those names:
+the first list that contains all of a module's named children is used (so a more specific
+list comes first: timm's depthwise-separable block before its inverted residual). Numbered
+children (``nn.Sequential`` entries, blocks) go by number.
+
+Each layout also states what its weights were trained with: BatchNorm epsilon (folded into
+gamma on import when edgecnn's layer differs), padding (``"torch"``: symmetric, which
+edgecnn then builds), the channel order of the first conv's input, and the preprocessing.
+Sources and versions of the facts: tests/data/upstream/README.md.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..registry import IMAGENET_MEAN_STD, MINUS_ONE_TO_ONE, Preprocessing
+
+#: EfficientNet-Lite's reference preprocessing: (x - 127) / 128 (tensorflow/tpu
+#: models/official/efficientnet/lite/efficientnet_lite_builder.py MEAN_RGB / STDDEV_RGB).
+LITE = Preprocessing((127.0,) * 3, (128.0,) * 3,
+                     description="RGB 0-255 as (x - 127) / 128 (the EfficientNet-Lite reference)")
+#: Megvii's released ShuffleNets take BGR 0-255 without normalization; the importer flips the
+#: first conv's input channels, so edgecnn's models take RGB 0-255 as they are.
+RAW = Preprocessing((0.0,) * 3, (1.0,) * 3, description="RGB 0-255, not normalized")
+
+
+def _like(name: str, pattern: str) -> bool:
+    return pattern == "*" or name == pattern or (pattern.endswith("*") and
+                                                  name.startswith(pattern[:-1]))
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One upstream's checkpoint layout (see the module docstring)."""
+
+    name: str
+    upstream: str               # who publishes it (for messages and reports)
+    models: tuple               # edgecnn model names (or prefixes ending in "*") it fits
+    signature: tuple            # keys whose presence identifies the layout
+    order: tuple                # registration order of named children (see above)
+    bn_eps: float               # the upstream's BatchNorm epsilon
+    options: dict = field(default_factory=dict)  # model options the weights need
+    preprocessing: tuple = (("*", IMAGENET_MEAN_STD),)  # (model pattern, what it expects)
+    bgr: bool = False           # the first conv was trained on BGR input
+    unit_roles: tuple = ()      # edgecnn role order inside a unit with parallel branches
+    hint: str = ""              # file-name fragment telling it from a same-keyed layout
+
+    def fits(self, model_name: str) -> bool:
+        return any(_like(model_name, m) for m in self.models)
+
+    def preprocessing_for(self, model_name: str) -> Preprocessing:
+        return next(p for pattern, p in self.preprocessing if _like(model_name, pattern))
+
+    def matches(self, keys) -> bool:
+        return all(k in keys for k in self.signature)
+
+
+_TIMM_ORDER = (
+    ("conv_stem", "bn1", "blocks", "conv_head", "bn2", "classifier"),
+    ("conv_dw", "bn1", "aa", "se", "conv_pw", "bn2"),                        # DepthwiseSeparable
+    ("conv_pw", "bn1", "conv_dw", "bn2", "aa", "se", "conv_pwl", "bn3"),     # InvertedResidual
+    ("conv_reduce", "conv_expand"),
+    ("conv", "bn1", "aa"),                                                   # ConvBnAct
+)
+_V2_MAIN_FIRST = ("expand", "expand_bn", "dw", "dw_bn", "project", "project_bn",
+                  "shortcut_dw", "shortcut_dw_bn", "shortcut_project", "shortcut_project_bn")
+_V2_SHORTCUT_FIRST = _V2_MAIN_FIRST[6:] + _V2_MAIN_FIRST[:6]
+
+LAYOUTS = (
+    Layout("torchvision_mobilenet_v2", "torchvision", ("mobilenet_v2",),
+           ("features.0.0.weight", "features.1.conv.0.0.weight"),
+           (("features", "classifier"), ("conv",)), 1e-5, {"padding": "torch"}),
+    Layout("torchvision_mobilenet_v3", "torchvision",
+           ("mobilenet_v3_large", "mobilenet_v3_small"),
+           ("features.0.0.weight", "features.1.block.0.0.weight"),
+           (("features", "classifier"), ("block",), ("fc1", "fc2")), 1e-3,
+           {"padding": "torch"}),
+    Layout("torchvision_efficientnet", "torchvision", ("efficientnet_b*",),
+           ("features.0.0.weight", "features.1.0.block.0.0.weight"),
+           (("features", "classifier"), ("block",), ("fc1", "fc2")), 1e-5,
+           {"padding": "torch"}),
+    Layout("torchvision_shufflenet_v2", "torchvision", ("shufflenet_v2",),
+           ("conv1.0.weight", "stage2.0.branch1.0.weight"),
+           (("conv1", "stage2", "stage3", "stage4", "conv5", "fc"), ("branch1", "branch2")),
+           1e-5, {"padding": "torch", "layout": "torchvision"},
+           unit_roles=_V2_SHORTCUT_FIRST),
+    Layout("megvii_shufflenet_v2", "Megvii (megvii-model/ShuffleNet-Series)", ("shufflenet_v2",),
+           ("first_conv.0.weight", "features.0.branch_main.0.weight"),
+           (("first_conv", "features", "conv_last", "classifier"),
+            ("branch_main", "branch_proj")),
+           1e-5, {"padding": "torch", "layout": "megvii"}, (("*", RAW),), bgr=True,
+           unit_roles=_V2_MAIN_FIRST),
+    Layout("megvii_shufflenet_v1", "Megvii (megvii-model/ShuffleNet-Series)", ("shufflenet",),
+           ("first_conv.0.weight", "features.0.branch_main_1.0.weight"),
+           (("first_conv", "features", "classifier"),
+            ("branch_main_1", "branch_main_2", "branch_proj")),
+           1e-5, {"padding": "torch"}, (("*", RAW),), bgr=True),
+    Layout("timm_tf", "timm (tf_ ports of the TensorFlow checkpoints)",
+           ("efficientnet_b*", "efficientnet_lite*", "mobilenet_v3_large", "mobilenet_v3_small",
+            "mobilenet", "mobilenet_v2"),
+           ("conv_stem.weight", "blocks.0.0.conv_dw.weight"), _TIMM_ORDER, 1e-3, {},
+           (("efficientnet_b*", IMAGENET_MEAN_STD), ("*", MINUS_ONE_TO_ONE)), hint="tf_"),
+    Layout("timm", "timm", ("efficientnet_b*", "efficientnet_lite*", "mobilenet_v3_large",
+                            "mobilenet_v3_small", "mobilenet", "mobilenet_v2"),
+           ("conv_stem.weight", "blocks.0.0.conv_dw.weight"), _TIMM_ORDER, 1e-5,
+           {"padding": "torch"}),
+    Layout("efficientnet_pytorch", "EfficientNet-PyTorch (lukemelas) and its EfficientNet-Lite "
+           "ports", ("efficientnet_b*", "efficientnet_lite*"),
+           ("_conv_stem.weight", "_blocks.0._depthwise_conv.weight"),
+           (("_conv_stem", "_bn0", "_blocks", "_conv_head", "_bn1", "_fc"),
+            ("_expand_conv", "_bn0", "_depthwise_conv", "_bn1", "_se_reduce", "_se_expand",
+             "_project_conv", "_bn2")),
+           1e-3, {}, (("efficientnet_lite*", LITE), ("*", IMAGENET_MEAN_STD))),
+)
+
+BY_NAME = {layout.name: layout for layout in LAYOUTS}

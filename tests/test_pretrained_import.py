@@ -1,0 +1,112 @@
+"""Published checkpoint layouts import exactly: edgecnn's outputs equal the upstream code's.
+
+Each case under tests/data/upstream/ was made once by the upstream implementation itself
+(torchvision, timm, Megvii's ShuffleNet-Series, EfficientNet-Lite-PyTorch; see its README and
+tools/weights_fixtures/make_upstream_fixtures.py): a checkpoint in the upstream's own key
+layout and file format, random weights with BatchNorm statistics of trained networks (some
+variances tiny, so a wrong epsilon shows), and the upstream's logits on three inputs. No
+test needs torch or the network.
+"""
+import json
+import os
+
+import numpy as np
+import pytest
+
+import edgecnn
+from edgecnn import EdgecnnError
+from edgecnn._keras import keras
+from edgecnn.models.pretrained.importer import plan_import
+
+DATA = os.path.join(os.path.dirname(__file__), "data", "upstream")
+
+# case -> (edgecnn model, alpha, options the caller gives); the importer adds padding/layout
+CASES = {
+    "torchvision_mobilenet_v2": ("mobilenet_v2", 0.5, {}),
+    "torchvision_mobilenet_v3_small": ("mobilenet_v3_small", 1.0, {}),
+    "torchvision_efficientnet_b0": ("efficientnet_b0", 0.5, {}),
+    "torchvision_shufflenet_v2": ("shufflenet_v2", 0.5, {}),
+    "megvii_shufflenet_v2": ("shufflenet_v2", 0.5, {}),
+    "megvii_shufflenet_v1": ("shufflenet", 0.5, {"groups": 3}),
+    "timm_tf_efficientnet_lite0": ("efficientnet_lite0", 0.5, {}),
+    "timm_tf_mobilenetv3_small": ("mobilenet_v3_small", 1.0, {}),
+    "efficientnet_lite_pytorch_lite0": ("efficientnet_lite0", 0.5, {}),
+}
+
+
+def _case(name):
+    folder = os.path.join(DATA, name)
+    meta = json.load(open(os.path.join(folder, "meta.json")))
+    return os.path.join(folder, meta["checkpoint"]), meta, np.load(os.path.join(folder, "io.npz"))
+
+
+def logits_of(model, x):
+    """Pre-softmax outputs: the last weighted layer (Dense or 1x1 conv) applied by hand."""
+    last = [layer for layer in model.layers if layer.weights][-1]
+    features = keras.Model(model.input, last.input).predict(x, verbose=0)
+    kernel, bias = last.get_weights()
+    return features.reshape(len(x), -1) @ kernel.reshape(-1, kernel.shape[-1]) + bias
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_upstream_checkpoint_gives_upstream_outputs(case):
+    path, meta, io = _case(case)
+    name, alpha, options = CASES[case]
+    plan = plan_import(path, name)
+    assert plan.layout.name.split("_")[0] in case
+    size = meta["input_size"][0]
+    model = edgecnn.create_model(name, alpha=alpha, input_size=size, num_classes=10,
+                                 **options, **plan.options)
+    rows = plan.apply(model)
+    assert all(row["layer"] for row in rows), "every tensor of the checkpoint is loaded"
+    x = io["inputs"][..., ::-1] if plan.layout.bgr else io["inputs"]
+    got = logits_of(model, np.ascontiguousarray(x))
+    expected = io["logits"]
+    scale = np.abs(expected).max()
+    assert np.abs(got - expected).max() <= 1e-4 * max(1.0, scale), (
+        np.abs(got - expected).max(), scale)
+    assert np.abs(expected[0] - expected[1]).max() > 1e-2  # inputs give different outputs
+    assert model.edgecnn.weights.startswith(plan.layout.name)
+
+
+def test_wrong_padding_would_show():
+    """The fixtures catch a padding mistake: the torchvision MobileNetV2 weights in a model
+    built with TensorFlow's padding give different logits."""
+    path, meta, io = _case("torchvision_mobilenet_v2")
+    plan = plan_import(path, "mobilenet_v2")
+    model = edgecnn.create_model("mobilenet_v2", alpha=0.5, input_size=64, num_classes=10)
+    plan.apply(model)
+    assert np.abs(logits_of(model, io["inputs"]) - io["logits"]).max() > 1e-2
+
+
+def test_include_top_false_and_new_classifier():
+    path, meta, io = _case("torchvision_shufflenet_v2")
+    plan = plan_import(path, "shufflenet_v2")
+    backbone = edgecnn.create_model("shufflenet_v2", alpha=0.5, input_size=64,
+                                    include_top=False, **plan.options)
+    rows = plan.apply(backbone)
+    assert [r["upstream"] for r in rows if r["layer"] is None] == ["fc"]
+    pooled = backbone.predict(io["inputs"], verbose=0).mean(axis=(1, 2))
+    assert np.abs(pooled - io["features"]).max() <= 1e-4 * max(1, np.abs(io["features"]).max())
+    # a 3-class model keeps its own classifier, everything else loaded
+    model = edgecnn.create_model("shufflenet_v2", alpha=0.5, input_size=64, num_classes=3,
+                                 **plan.options)
+    rows = plan.apply(model)
+    assert rows[-1]["layer"] is None and rows[-1]["upstream"] == "fc"
+
+
+def test_checkpoint_for_another_family_is_refused():
+    path, _, _ = _case("megvii_shufflenet_v1")
+    with pytest.raises(EdgecnnError, match="fit shufflenet, not mobilenet_v2"):
+        plan_import(path, "mobilenet_v2")
+
+
+def test_checkpoint_for_another_width_is_refused():
+    path, _, _ = _case("torchvision_mobilenet_v2")
+    plan = plan_import(path, "mobilenet_v2")
+    model = edgecnn.create_model("mobilenet_v2", alpha=1.0, input_size=64, num_classes=10,
+                                 **plan.options)
+    before = [w.copy() for w in model.get_weights()]
+    with pytest.raises(EdgecnnError, match="different alpha"):
+        plan.apply(model)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
