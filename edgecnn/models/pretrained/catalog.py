@@ -61,8 +61,12 @@ class WeightEntry:
         return f"md5 {self.md5}" if self.md5 else "no published hash"
 
     def configuration(self) -> str:
-        """``alpha 0.75`` plus the options, e.g. ``alpha 1 minimalistic=True``."""
-        parts = [f"alpha {self.alpha:g}"] + [f"{k}={v}" for k, v in sorted(self.options.items())]
+        """``alpha 0.75`` plus the options: a true flag by its name, a false one not at all,
+        others as key=value (``alpha 1 minimalistic``, ``alpha 1 groups=8``)."""
+        parts = [f"alpha {self.alpha:g}"]
+        for key, value in sorted(self.options.items()):
+            if value is not False:
+                parts.append(key if value is True else f"{key}={value}")
         return " ".join(parts)
 
     def as_dict(self) -> dict:
