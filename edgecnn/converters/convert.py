@@ -119,12 +119,18 @@ def _agreement(reference, interpreter, pixels, labels=None) -> tuple[dict, dict 
     return result, accuracy
 
 
-def has_imagenet_weights(config) -> bool:
-    """Whether a model's weights (``model.edgecnn.weights``) are pretrained ImageNet ones:
-    set, and not a random-initialization marker (None, "none", "random...")."""
+def weights_are_random(config) -> bool:
+    """Whether a model's weights (``model.edgecnn.weights``) are a random initialization:
+    unset, "none", or a marker starting with "random" (``weights="auto"`` without
+    published weights)."""
     weights = getattr(config, "weights", None)
-    return bool(weights) and str(weights).lower() != "none" \
-        and not str(weights).lower().startswith("random")
+    text = str(weights).strip().lower()
+    return weights is None or text in ("", "none") or text.startswith("random")
+
+
+def has_imagenet_weights(config) -> bool:
+    """Whether a model's weights are pretrained (ImageNet, a file): not random."""
+    return config is not None and not weights_are_random(config)
 
 
 def _card_labels(labels, config, output_shape) -> list | None:
