@@ -273,6 +273,21 @@ def test_resolve_matches_options_with_their_defaults():
     assert catalog.resolve("efficientnet_b0", 1.0, 224, {"drop_connect": 0.1}) is not None
 
 
+def test_resolve_among_equals_takes_the_higher_reported_top1():
+    best = catalog.resolve("efficientnet_b1", 1.0, 240, {})
+    assert best.source == "keras.applications"
+    torchvision = [e for e in catalog.candidates("efficientnet_b1", 1.0, {}, 240)
+                   if e.source == "torchvision"]
+    assert [e.name.rsplit(".", 1)[-1] for e in torchvision] == ["IMAGENET1K_V2", "IMAGENET1K_V1"]
+
+
+def test_resolve_takes_the_shufflenet_v2_layout_into_account():
+    assert catalog.resolve("shufflenet_v2", 1.0, 224, {}).source == "megvii"
+    assert catalog.resolve("shufflenet_v2", 1.0, 224, {"layout": "megvii"}).source == "megvii"
+    tv = catalog.resolve("shufflenet_v2", 1.0, 224, {"layout": "torchvision"})
+    assert tv.source == "torchvision" and tv.sha256 == "5666bf0f80"
+
+
 def test_resolve_prefers_sources_in_the_catalog_order():
     order = catalog.source_preference()
     assert order[0] == "keras.applications"
@@ -287,7 +302,7 @@ def test_every_entry_is_complete():
     seen = set()
     for entry in catalog.entries():
         key = (entry.model, entry.alpha, tuple(sorted(entry.options.items())), entry.resolution,
-               entry.source)
+               entry.source, entry.name)
         assert key not in seen, key
         seen.add(key)
         assert entry.url.startswith("https://"), entry
@@ -298,6 +313,15 @@ def test_every_entry_is_complete():
         assert len(pre["mean"]) == 3 and len(pre["std"]) == 3 and pre["description"]
         assert entry.sha256 is None or len(entry.sha256) >= 8
         assert entry.md5 is None or len(entry.md5) == 32
+        assert entry.name and entry.file_name and "/" not in entry.file_name
+    # every file has a cache path of its own
+    paths = [(e.source, e.file_name) for e in catalog.entries()]
+    assert len(paths) == len(set(paths))
+
+
+#: weight options the catalog names before every family has them (issue 13: ShuffleNet V2's
+#: ``layout``, megvii or torchvision)
+PENDING_OPTIONS = {"shufflenet_v2": {"layout"}}
 
 
 def test_option_defaults_are_the_registrys():
@@ -306,6 +330,19 @@ def test_option_defaults_are_the_registrys():
     for entry in catalog.entries():
         defaults = catalog.option_defaults(entry.model)
         spec = get_model_spec(entry.model)
-        assert set(entry.options) <= set(spec.options) | {"layout", "padding"}, entry
+        pending = PENDING_OPTIONS.get(entry.model, set())
+        assert set(entry.options) <= set(spec.options) | pending, entry
         for key, value in defaults.items():
-            assert spec.options[key] == value, (entry.model, key)
+            if key in spec.options or key not in pending:
+                assert spec.options[key] == value, (entry.model, key)
+
+
+def test_a_page_link_is_not_downloaded_and_says_what_to_do(online):
+    entry = catalog.resolve("shufflenet_v2", 1.0, 224, {})
+    assert entry.source == "megvii" and entry.manual
+    with pytest.raises(EdgecnnError) as err:
+        download.fetch(entry)
+    message = str(err.value)
+    assert "\n" not in message and "by hand" in message and entry.url in message
+    assert str(online / "megvii" / entry.file_name) in message
+    assert _leftovers(online) == []

@@ -117,29 +117,35 @@ def _percent(value) -> str:
 
 
 def print_weights(rows: list[dict], console=None) -> None:
-    """The weights catalog (``edgecnn.jobs.weights.list_weights``' rows) as one table."""
+    """The weights catalog (``edgecnn.jobs.weights.list_weights``' rows) as one table (the
+    license column only when the terminal is wide enough to keep model names whole)."""
     from rich.markup import escape
     from rich.table import Table
 
     console = _console(console)
+    wide = console.width >= 110
     table = Table(title="published ImageNet weights (top-1/top-5: as the upstream reports "
                         "them)")
-    for column, justify in (("model", "left"), ("alpha, options", "left"), ("px", "right"),
-                            ("source", "left"), ("top-1", "right"), ("top-5", "right"),
-                            ("license", "left"), ("cached", "left")):
-        table.add_column(column, justify=justify, no_wrap=column in ("px", "top-1", "top-5"))
+    columns = [("model", "left"), ("alpha, options", "left"), ("px", "right"),
+               ("source", "left"), ("top-1", "right"), ("top-5", "right")]
+    columns += [("license", "left")] if wide else []
+    for column, justify in columns + [("cached", "left")]:
+        table.add_column(column, justify=justify, no_wrap=column != "source", overflow="fold",
+                         min_width=max(len(r["model"]) for r in rows) if column == "model"
+                         and rows else None)
     previous = None
     for row in rows:
-        table.add_row(*(escape(str(cell)) for cell in (
-            row["model"] if row["model"] != previous else "",
-            " ".join([f"{row['alpha']:g}"] + row["configuration"].split()[2:]),
-            row["resolution"], row["source"], _percent(row["top1"]), _percent(row["top5"]),
-            row["license"].split(" (", 1)[0], "yes" if row["cached"] else "no")),
-            end_section=False)
+        cells = [row["model"] if row["model"] != previous else "",
+                 " ".join([f"{row['alpha']:g}"] + row["configuration"].split()[2:]),
+                 row["resolution"], row["source"], _percent(row["top1"]),
+                 _percent(row["top5"])]
+        cells += [row["license"].split(" (", 1)[0]] if wide else []
+        table.add_row(*(escape(str(cell)) for cell in cells + ["yes" if row["cached"] else "no"]))
         previous = row["model"]
     console.print(table)
     console.print(f"{len(rows)} entries, {len({r['model'] for r in rows})} models; cache: "
-                  f"$EDGECNN_CACHE or ~/.cache/edgecnn")
+                  f"$EDGECNN_CACHE or ~/.cache/edgecnn"
+                  + ("" if wide else "; licenses and URLs: --json"))
 
 
 def print_import(report: dict, console=None) -> None:

@@ -10,7 +10,8 @@ plain data, read without TensorFlow or a network.
 ``resolve(model, alpha, resolution, options)`` picks the entry ``create_model(...,
 weights="imagenet")`` uses: same model, alpha and options; the most preferred source
 (``source_preference``: keras.applications first, whose architecture is edgecnn's default
-build, then the others); among its resolutions the requested one, else the largest.
+build, then the others); among its resolutions the requested one, else the largest; among
+equals (torchvision's IMAGENET1K_V1/V2) the higher reported top-1.
 """
 from __future__ import annotations
 
@@ -42,16 +43,23 @@ class WeightEntry:
     preprocessing: dict = field(default_factory=dict, hash=False)
     layout: str = "keras"
     num_classes: int = 1000
+    name: str = ""  # the upstream's name for these weights (file, enum, timm name)
+    file: str | None = None  # the cache's file name, when the URL's last part is not one
+    manual: bool = False  # the URL is a page or folder a person downloads from by hand
 
     @property
     def archive_name(self) -> str:
-        """The downloaded file's name (the last part of the URL)."""
+        """The downloaded file's name (``file``, else the last part of the URL)."""
+        if self.file and not self.member:
+            return self.file
         return self.url.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
 
     @property
     def file_name(self) -> str:
         """The weights file's name: the member's when it comes from an archive."""
-        return self.member.rsplit("/", 1)[-1] if self.member else self.archive_name
+        if self.member:
+            return self.member.rsplit("/", 1)[-1]
+        return self.file or self.archive_name
 
     @property
     def hash_text(self) -> str:
@@ -75,7 +83,8 @@ class WeightEntry:
                 "sha256": self.sha256, "md5": self.md5, "member": self.member,
                 "license": self.license, "top1": self.top1, "top5": self.top5,
                 "reported_by": self.reported_by, "preprocessing": dict(self.preprocessing),
-                "layout": self.layout, "num_classes": self.num_classes}
+                "layout": self.layout, "num_classes": self.num_classes, "name": self.name,
+                "file": self.file, "manual": self.manual}
 
     @classmethod
     def from_dict(cls, d: dict) -> WeightEntry:
@@ -87,7 +96,8 @@ class WeightEntry:
                    top1=d.get("top1"), top5=d.get("top5"),
                    reported_by=d.get("reported_by") or "",
                    preprocessing=dict(d.get("preprocessing") or {}),
-                   layout=d.get("layout") or "keras", num_classes=int(d.get("num_classes", 1000)))
+                   layout=d.get("layout") or "keras", num_classes=int(d.get("num_classes", 1000)),
+                   name=d.get("name") or "", file=d.get("file"), manual=bool(d.get("manual")))
 
 
 @functools.lru_cache(maxsize=None)
@@ -129,7 +139,8 @@ def matches(entry: WeightEntry, model: str, alpha: float, options: dict | None) 
 def _rank(entry: WeightEntry, resolution: int | None) -> tuple:
     order = source_preference()
     source = order.index(entry.source) if entry.source in order else len(order)
-    return (source, resolution is None or entry.resolution != resolution, -entry.resolution)
+    return (source, resolution is None or entry.resolution != resolution, -entry.resolution,
+            -(entry.top1 or 0.0))
 
 
 def candidates(model: str, alpha: float = 1.0, options: dict | None = None,

@@ -194,6 +194,10 @@ def _fetch_once(entry: WeightEntry, quiet: bool) -> str:
     if entry.member and os.path.isfile(archive):  # an archive put there by hand
         check_hash(entry, archive)
         return _extract(entry, archive)
+    if entry.manual:
+        raise EdgecnnError(f"{entry.name or entry.model} cannot be downloaded by a program: "
+                           f"{entry.url} is a page or shared folder; download it from there "
+                           f"by hand and put it at {download_path(entry)}")
     if offline():
         raise _offline_error(entry, "EDGECNN_OFFLINE is set")
     archive = _download(entry, quiet)
