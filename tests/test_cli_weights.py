@@ -230,3 +230,43 @@ def test_weights_import_flow_with_a_stand_in_importer(tmp_path, monkeypatch):
                 "-o", tmp_path / "clash.h5")
     assert_one_line_error(clash, "these weights need padding_like='x'")
     assert not (tmp_path / "clash.h5").exists()
+
+
+# --- the convert job and the weights a model ended with ----------------------------------
+
+def test_batchnorm_init_uses_the_models_own_preprocessing(monkeypatch, photos):
+    import edgecnn
+    from edgecnn.jobs import convert as job
+    from edgecnn.models import init
+    from edgecnn.models.registry import Preprocessing
+
+    model = edgecnn.create_model("mobilenet", alpha=0.25, input_size=32, num_classes=10)
+    imported = Preprocessing((0.0,) * 3, (1.0,) * 3, description="as the weights were trained")
+    model.edgecnn = dataclasses.replace(model.edgecnn, preprocessing=imported)
+    seen = []
+    monkeypatch.setattr(init, "init_batchnorm_statistics", lambda m, x: seen.append(x))
+    pixels = photos(32)
+    job.init_random_batchnorm(model, pixels, "test")
+    np.testing.assert_array_equal(seen[0], imported.apply(pixels))
+
+
+@pytest.mark.parametrize("weights, random", [(None, True), ("none", True),
+                                             ("random (no published weights)", True),
+                                             ("imagenet", False), ("imagenet:keras", False),
+                                             ("/w/lite0.pth", False)])
+def test_which_weights_count_as_random(weights, random):
+    from edgecnn.converters.convert import has_imagenet_weights, weights_are_random
+
+    config = _tiny_imagenet_model(weights).edgecnn
+    assert weights_are_random(config) is random
+    assert has_imagenet_weights(config) is not random
+
+
+def test_auto_counts_as_imagenet_for_the_class_check_only_where_weights_exist():
+    from edgecnn.jobs.convert import _imagenet_requested
+
+    assert _imagenet_requested("imagenet", "shufflenet", 1.0, 224, {"groups": 4})
+    assert _imagenet_requested("auto", "mobilenet", 0.75, 224, {})
+    assert not _imagenet_requested("auto", "mobilenet", 0.6, 224, {})
+    assert not _imagenet_requested("none", "mobilenet", 0.75, 224, {})
+    assert not _imagenet_requested("/w.h5", "mobilenet", 0.75, 224, {})
