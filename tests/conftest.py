@@ -6,7 +6,17 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
+import atexit  # noqa: E402
 import re  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+
+# No test ever downloads: pretrained weights come from a per-session cache that starts empty
+# (tests of the download path serve files from 127.0.0.1 and lift EDGECNN_OFFLINE themselves).
+os.environ.setdefault("EDGECNN_OFFLINE", "1")
+if "EDGECNN_CACHE" not in os.environ:
+    os.environ["EDGECNN_CACHE"] = tempfile.mkdtemp(prefix="edgecnn-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["EDGECNN_CACHE"], True)
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

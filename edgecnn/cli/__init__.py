@@ -6,6 +6,7 @@ in a module of its own and never imports this one back:
 
 - ``models``: list, info;  ``convert``: convert;  ``bench``: bench;  ``sweep``: sweep, pick;
   ``train``: train;  ``evaluate``: eval, predict;  ``export``: export android;
+  ``weights``: weights list, weights import;
 - ``options``: the click options several commands share;
 - ``render``: rich printing of model cards, conversion reports and model descriptions.
 
@@ -21,7 +22,7 @@ import click
 
 from .._version import __version__
 from ..errors import EdgecnnError
-from . import bench, convert, evaluate, export, models, sweep, train
+from . import bench, convert, evaluate, export, models, sweep, train, weights
 
 
 def _one_line(message: str) -> str:
@@ -59,7 +60,7 @@ def cli():
 
 for command in (models.list_cmd, models.info, convert.convert, export.export,
                 evaluate.eval_cmd, evaluate.predict, sweep.sweep, sweep.pick, bench.bench,
-                train.train):
+                train.train, weights.weights):
     cli.add_command(command)
 del command
 

@@ -10,7 +10,7 @@ import click
 from ..errors import EdgecnnError
 from .options import (PRECISION_FLAGS, calib_samples_option, choose_precision, data_option,
                       family_options, io_option, json_option, model_options, precision_options,
-                      weights_option)
+                      weights_choice)
 
 
 @click.command()
@@ -20,15 +20,16 @@ from .options import (PRECISION_FLAGS, calib_samples_option, choose_precision, d
 @click.option("--qat", is_flag=True, help="Quantization-aware: wrap with tfmot, fine-tune on "
               "--data, convert to int8 without calibration.")
 @click.option("--qat-epochs", type=click.IntRange(min=0), default=1, show_default=True)
-@weights_option
+@weights_choice("auto")
 @data_option("calibration, QAT and accuracy")
 @calib_samples_option
 @io_option("an int8 model")
 @click.option("--output", "-o", type=str, default=None,
               help="Output .tflite [default: {name}_{alpha}_{resolution}_{precision}.tflite].")
 @click.option("--bn-init/--no-bn-init", default=True, show_default=True,
-              help="With --weights none: set the BatchNorm statistics from the calibration "
-              "images first, so the random network converts and runs like a trained one.")
+              help="When the weights are random (--weights none, or auto without published "
+              "weights): set the BatchNorm statistics from the calibration images first, so "
+              "the random network converts and runs like a trained one.")
 @click.option("--strict", is_flag=True, help="Fail (exit 2, nothing written) when an int8 "
               "model is not integer-only and one XNNPACK partition.")
 @json_option("Print the report as JSON.")

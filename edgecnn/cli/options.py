@@ -107,8 +107,19 @@ def data_option(purpose: str):
                         help=f"Image folder (one sub-folder per class) for {purpose}.")
 
 
-weights_option = click.option("--weights", default="none", show_default=True,
-                              help="imagenet, a keras .h5 weights file, or none.")
+WEIGHTS_HELP = ("auto: pretrained ImageNet weights where the configuration has them, else "
+                "random with a warning; imagenet: pretrained or fail; none: random; or a PATH "
+                "(keras .h5, PyTorch .pth/.pt/.pth.tar, .safetensors, a TF checkpoint; the "
+                "layout is detected). `edgecnn weights list` shows the published weights.")
+
+
+def weights_choice(default: str, help: str = WEIGHTS_HELP):
+    """--weights auto | imagenet | none | PATH, with ``default``."""
+    return click.option("--weights", default=default, show_default=True, metavar="WEIGHTS",
+                        help=help)
+
+
+weights_option = weights_choice("none")
 calib_samples_option = click.option("--calib-samples", type=click.IntRange(min=1), default=200,
                                     show_default=True)
 

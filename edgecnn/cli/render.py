@@ -110,3 +110,72 @@ def print_description(report: dict, console=None) -> None:
         table.add_row(*(str(row[c]) for c in cols))
     console.print(table)
     console.print(f"head: {report['head']}")
+
+
+def _percent(value) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def print_weights(rows: list[dict], console=None) -> None:
+    """The weights catalog (``edgecnn.jobs.weights.list_weights``' rows) as one table (the
+    license column only when the terminal is wide enough to keep model names whole)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = _console(console)
+    wide = console.width >= 110
+    table = Table(title="published ImageNet weights (top-1/top-5: as the upstream reports "
+                        "them)")
+    columns = [("model", "left"), ("alpha, options", "left"), ("px", "right"),
+               ("source", "left"), ("top-1", "right"), ("top-5", "right")]
+    columns += [("license", "left")] if wide else []
+    for column, justify in columns + [("cached", "left")]:
+        table.add_column(column, justify=justify, no_wrap=column != "source", overflow="fold",
+                         min_width=max(len(r["model"]) for r in rows) if column == "model"
+                         and rows else None)
+    previous = None
+    for row in rows:
+        cells = [row["model"] if row["model"] != previous else "",
+                 " ".join([f"{row['alpha']:g}"] + row["configuration"].split()[2:]),
+                 row["resolution"], row["source"], _percent(row["top1"]),
+                 _percent(row["top5"])]
+        cells += [row["license"].split(" (", 1)[0]] if wide else []
+        table.add_row(*(escape(str(cell)) for cell in cells + ["yes" if row["cached"] else "no"]))
+        previous = row["model"]
+    console.print(table)
+    console.print(f"{len(rows)} entries, {len({r['model'] for r in rows})} models; cache: "
+                  f"$EDGECNN_CACHE or ~/.cache/edgecnn"
+                  + ("" if wide else "; licenses and URLs: --json"))
+
+
+def print_import(report: dict, console=None) -> None:
+    """An import report (``edgecnn.jobs.weights.import_weights``): every tensor mapped, then
+    the file written and the preprocessing the weights expect."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = _console(console)
+    rows = report["rows"]
+    columns = list(rows[0]) if rows else []
+    table = Table(title=escape(f"{report['checkpoint']} -> {report['model']} alpha "
+                               f"{report['alpha']:g}"))
+    for column in columns:
+        table.add_column(str(column))
+    for row in rows:
+        table.add_row(*(escape(_cell(row.get(column))) for column in columns))
+    console.print(table)
+    options = ", ".join(f"{k}={v}" for k, v in sorted(report["options"].items()))
+    console.print(escape(f"{len(rows)} tensors mapped; wrote {report['output']}"
+                         + (f" (model options: {options})" if options else "")))
+    pre = report.get("preprocessing")
+    if pre:
+        console.print(escape(f"preprocessing the weights expect: mean {pre.get('mean')} std "
+                             f"{pre.get('std')} (0-255 units)"
+                             + (f": {pre['description']}" if pre.get("description") else "")))
+
+
+def _cell(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_cell(v) for v in value) if not all(
+            isinstance(v, int) for v in value) else "x".join(str(v) for v in value)
+    return "" if value is None else str(value)

@@ -9,7 +9,8 @@ import time
 import click
 
 from ..errors import EdgecnnError
-from .options import alpha_resolution_options, family_flags, family_options, json_option
+from .options import (WEIGHTS_HELP, alpha_resolution_options, family_flags, family_options,
+                      json_option, weights_choice)
 
 
 @click.command()
@@ -42,8 +43,8 @@ from .options import alpha_resolution_options, family_flags, family_options, jso
               help="Label smoothing epsilon (0.1 is typical).")
 @click.option("--mixup", type=float, default=0.0, show_default=True,
               help="Mixup Beta(a, a) parameter for float training (0: off; 0.2 is typical).")
-@click.option("--weights", default="none", show_default=True,
-              help="imagenet (backbone, new classifier), a keras .h5 weights file, or none.")
+@weights_choice("none", WEIGHTS_HELP + " With other classes than the weights': their "
+                "backbone and a new classifier.")
 @click.option("--dropout", type=float, default=None,
               help="Dropout before the classifier [default: the family's].")
 @click.option("--qat-epochs", type=click.IntRange(min=0), default=0, show_default=True,

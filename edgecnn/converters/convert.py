@@ -119,6 +119,33 @@ def _agreement(reference, interpreter, pixels, labels=None) -> tuple[dict, dict 
     return result, accuracy
 
 
+def weights_are_random(config) -> bool:
+    """Whether a model's weights (``model.edgecnn.weights``) are a random initialization:
+    unset, "none", or a marker starting with "random" (``weights="auto"`` without
+    published weights)."""
+    weights = getattr(config, "weights", None)
+    text = str(weights).strip().lower()
+    return weights is None or text in ("", "none") or text.startswith("random")
+
+
+def has_imagenet_weights(config) -> bool:
+    """Whether a model's weights are pretrained (ImageNet, a file): not random."""
+    return config is not None and not weights_are_random(config)
+
+
+def _card_labels(labels, config, output_shape) -> list | None:
+    """The card's class names: ``labels`` when given; the ImageNet class names for a
+    1000-class model with ImageNet weights (so ``edgecnn predict`` prints names)."""
+    if labels is not None:
+        return list(labels)
+    if config is not None and has_imagenet_weights(config) and config.include_top \
+            and int(output_shape[-1]) == 1000:
+        from ..data import imagenet_classes
+
+        return imagenet_classes()
+    return None
+
+
 def convert(model, output_path, precision: str = "float32", representative_data=None,
             io_dtype: str | None = None, *, validation_data=None, validation_labels=None,
             labels=None, preprocessing=None, card_path: str | None = "auto",
@@ -145,6 +172,8 @@ def convert(model, output_path, precision: str = "float32", representative_data=
     strict: an int8 model that is not integer-only or not one XNNPACK partition is an error
     (nothing is written); otherwise the report warns and names each op left outside.
     model_info: entries added to the card's ``model`` record (e.g. how weights were set).
+    labels: the class names the card carries (default: the ImageNet class names when the
+    model has 1000 outputs and ImageNet weights, ``model.edgecnn.weights``; else none).
     validation_data: images for the agreement check (default: the calibration images, or 16
     synthetic ones); validation_labels: their class indices, for accuracy.
     The .tflite (with the card in its metadata under "edgecnn") and the card as JSON beside
@@ -240,7 +269,7 @@ def convert(model, output_path, precision: str = "float32", representative_data=
         calibration={"source": "QAT ranges" if qat else (calibration_source if calibration is
                      not None else None),
                      "samples": 0 if calibration is None or qat else int(len(calibration))},
-        labels=list(labels) if labels is not None else None, versions=_versions(),
+        labels=_card_labels(labels, config, out_detail["shape"]), versions=_versions(),
         folds={"input_normalization": folded is not None, "hard_swish_sixth": hard_swishes,
                "hard_swish_fused": fused, **(fitted or {})},
         warnings=warnings))

@@ -26,17 +26,19 @@ def _warn(message: str, quiet: bool) -> None:
 
 
 def run_convert(name, *, alpha=1.0, resolution=None, rho=None, num_classes=1000, options=None,
-                precision="float32", qat=False, qat_epochs=1, weights="none", data_dir=None,
+                precision="float32", qat=False, qat_epochs=1, weights="auto", data_dir=None,
                 calib_samples=200, io_dtype=None, output=None, quiet=False, bn_init=True,
                 strict=False):
     """Everything ``edgecnn convert`` does; returns the ConversionReport.
 
-    bn_init: with random weights (``weights="none"``), set the BatchNorm statistics from the
-    calibration images first (``models.init``), so the network's activations, int8 scales
-    and graph are those of a trained network of the same shape. strict: see
-    ``edgecnn.convert``."""
+    weights: "auto" (ImageNet weights where the catalog has them, else random with a
+    warning), "imagenet", "none" or a path (see ``create_model``).
+    bn_init: when the model's weights are random (``weights="none"``, or "auto" without
+    published weights), set the BatchNorm statistics from the calibration images first
+    (``models.init``), so the network's activations, int8 scales and graph are those of a
+    trained network of the same shape. strict: see ``edgecnn.convert``."""
     from ..utils.files import check_output_path
-    from ..converters.convert import convert
+    from ..converters.convert import convert, weights_are_random
     from ..converters.qat import calibrate_ranges, fine_tune, quantize_aware
     from ..data import load_image_folder, synthetic_images
     from ..data.folder import list_image_files
@@ -55,10 +57,10 @@ def run_convert(name, *, alpha=1.0, resolution=None, rho=None, num_classes=1000,
     if data_dir is not None:
         _, classes = list_image_files(data_dir)  # fails fast on a bad folder
         if qat and qat_epochs > 0 and num_classes == 1000 and len(classes) != 1000:
-            if str(weights).lower() == "imagenet":
-                raise EdgecnnError(f"--weights imagenet has 1000 classes but {data_dir} has "
-                                   f"{len(classes)}; fine-tune without imagenet weights or "
-                                   f"pass data with the ImageNet classes")
+            if _imagenet_requested(weights, name, alpha, size, options):
+                raise EdgecnnError(f"--weights {weights} gives ImageNet weights with 1000 "
+                                   f"classes but {data_dir} has {len(classes)}; fine-tune with "
+                                   f"--weights none or pass data with the ImageNet classes")
             num_classes = len(classes)
     model = create_model(name, alpha=alpha, input_size=size, num_classes=num_classes,
                          weights=weights, **options)
@@ -80,9 +82,9 @@ def run_convert(name, *, alpha=1.0, resolution=None, rho=None, num_classes=1000,
             if precision == "int8":
                 _warn(SYNTHETIC_WARNING, quiet)
         model_info = {}
-        if bn_init and str(weights).lower() == "none":
-            model_info["batchnorm_statistics"] = init_random_batchnorm(model, spec,
-                                                                       calibration, source)
+        if bn_init and weights_are_random(model.edgecnn):
+            model_info["batchnorm_statistics"] = init_random_batchnorm(model, calibration,
+                                                                       source)
 
         if qat:
             model = quantize_aware(model)
@@ -120,11 +122,23 @@ def run_convert(name, *, alpha=1.0, resolution=None, rho=None, num_classes=1000,
                        strict=strict, model_info=model_info, progress=advance)
 
 
-def init_random_batchnorm(model, spec, pixels, source: str) -> str:
-    """Data-dependent BatchNorm statistics for a random-weight model (``models.init``);
-    returns what the card records."""
+def _imagenet_requested(weights, name: str, alpha: float, size: int, options: dict) -> bool:
+    """--weights imagenet, or auto where the configuration has published ImageNet weights."""
+    text = str(weights).lower()
+    if text == "imagenet":
+        return True
+    if text != "auto":
+        return False
+    from ..models.pretrained.catalog import resolve
+
+    return resolve(name, alpha, size, options) is not None
+
+
+def init_random_batchnorm(model, pixels, source: str) -> str:
+    """Data-dependent BatchNorm statistics for a random-weight model (``models.init``), with
+    the model's own preprocessing (``model.edgecnn``); returns what the card records."""
     from ..models.init import MAX_IMAGES, init_batchnorm_statistics
 
     images = pixels[:MAX_IMAGES]
-    init_batchnorm_statistics(model, spec.preprocessing.apply(images))
+    init_batchnorm_statistics(model, model.edgecnn.preprocessing.apply(images))
     return f"random weights; BatchNorm statistics from {len(images)} {source} images"

@@ -21,16 +21,19 @@ def build_float(config: TrainConfig, num_classes: int):
     kwargs = dict(alpha=config.alpha, input_size=config.resolution, num_classes=num_classes,
                   dropout=config.dropout, **config.options)
     weights = str(config.weights)
-    if weights.lower() == "imagenet" and num_classes != 1000:
+    if weights.lower() in ("imagenet", "auto") and num_classes != 1000:
         # fine-tuning to new classes: the ImageNet backbone, a fresh classifier
-        model = create_model(config.name, weights=None, **kwargs)
-        backbone = create_model(config.name, weights="imagenet", include_top=False,
+        backbone = create_model(config.name, weights=weights.lower(), include_top=False,
                                 **{k: v for k, v in kwargs.items() if k != "num_classes"})
+        # the weights may need options of their own (e.g. PyTorch padding): the same model
+        model = create_model(config.name, weights=None,
+                             **{**kwargs, **dict(backbone.edgecnn.options)})
         by_name = {layer.name: layer for layer in model.layers}
         for layer in backbone.layers:
             if layer.weights and layer.name in by_name:
                 by_name[layer.name].set_weights(layer.get_weights())
-        model.edgecnn = replace(model.edgecnn, weights="imagenet (backbone)")
+        model.edgecnn = replace(model.edgecnn, weights=f"{backbone.edgecnn.weights} (backbone)",
+                                preprocessing=backbone.edgecnn.preprocessing)
     else:
         model = create_model(config.name, weights=None if weights.lower() == "none" else
                              weights, **kwargs)
