@@ -314,6 +314,8 @@ def test_every_entry_is_complete():
         assert entry.sha256 is None or len(entry.sha256) >= 8
         assert entry.md5 is None or len(entry.md5) == 32
         assert entry.name and entry.file_name and "/" not in entry.file_name
+        for key, default in catalog.option_defaults(entry.model).items():
+            assert key in entry.options, (entry, key)  # else it would match every value
     # every file has a cache path of its own
     paths = [(e.source, e.file_name) for e in catalog.entries()]
     assert len(paths) == len(set(paths))
