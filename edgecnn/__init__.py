@@ -4,12 +4,12 @@
 loads TensorFlow on first use and says which extra to install when it is missing.
 """
 from ._version import __version__
-from .errors import EdgecnnError, MissingExtraError
+from .errors import EdgecnnError, EdgecnnWarning, MissingExtraError
 
 _MODEL_API = {"create_model", "list_models", "count_macs", "get_model_spec", "register_model"}
 _CONVERT_API = {"convert", "quantize_aware", "deployable"}
 
-__all__ = ["__version__", "EdgecnnError", "MissingExtraError", *sorted(_MODEL_API),
+__all__ = ["__version__", "EdgecnnError", "EdgecnnWarning", "MissingExtraError", *sorted(_MODEL_API),
            *sorted(_CONVERT_API)]
 
 

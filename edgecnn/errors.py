@@ -9,6 +9,11 @@ class EdgecnnError(ValueError):
     """Bad input: the message says what was wrong and what would be right."""
 
 
+class EdgecnnWarning(UserWarning):
+    """Something a user should know that does not stop the work (e.g. pretrained weights that
+    could not be had, so a model starts from random weights). The CLI prints it on one line."""
+
+
 class MissingExtraError(EdgecnnError, ImportError):
     """A feature needs an optional dependency that is not installed."""
 

@@ -141,7 +141,8 @@ def test_int8_tflite_runs_as_one_xnnpack_partition():
 
 
 def test_bad_input_errors():
-    with pytest.raises(EdgecnnError, match="alpha 1.0 only"):
+    with pytest.raises(EdgecnnError, match=r"no published ImageNet weights for xception alpha "
+                                           r"0.5 \(sources: keras.applications \(alpha 1\)\)"):
         edgecnn.create_model("xception", alpha=0.5, weights="imagenet", include_top=False)
     with pytest.raises(EdgecnnError, match="at least 32 pixels"):
         edgecnn.create_model("xception", input_size=31)

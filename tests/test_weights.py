@@ -1,5 +1,5 @@
 """keras.applications weight files load into edgecnn models by layer name, offline."""
-import urllib.error
+import os
 
 import numpy as np
 import pytest
@@ -87,43 +87,55 @@ def test_missing_or_corrupt_weights_file(tmp_path):
         edgecnn.create_model("mobilenet", input_size=SIZE, weights=str(bad))
 
 
-def test_imagenet_weights_come_from_keras_cache(tmp_path, monkeypatch, photos):
-    """weights="imagenet" goes through keras.applications' own download and cache: a file
-    already in the cache (made here, offline) is used without any download."""
-    monkeypatch.setenv("HOME", str(tmp_path))
-    cache = tmp_path / ".keras" / "models"
-    cache.mkdir(parents=True)
+def _cache_file_for(monkeypatch, tmp_path, name, **config):
+    """Where weights="imagenet" looks for ``name``'s keras.applications file, in a fresh
+    cache (the file a user's first online run would have downloaded)."""
+    from edgecnn.models.pretrained import catalog, download
+
+    monkeypatch.setenv("EDGECNN_CACHE", str(tmp_path / "cache"))
+    entry = catalog.resolve(name, **config)
+    assert entry.source == "keras.applications"
+    path = download.cache_path(entry)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    return path
+
+
+def test_imagenet_weights_come_from_the_cache(tmp_path, monkeypatch, photos):
+    """weights="imagenet" (and the default "auto") load keras.applications' file for the
+    configuration from edgecnn's cache, offline, by layer name."""
     pixels = photos(96).astype("float32")
     reference = randomize_weights(_keras_model("MobileNetV2", 0.35, size=96))
     calibrate_batchnorm(reference, keras.applications.mobilenet_v2.preprocess_input(pixels.copy()))
-    reference.save_weights(str(cache / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_96.h5"))
-    _refuse_downloads(monkeypatch)
-    ours = edgecnn.create_model("mobilenet_v2", alpha=0.35, input_size=96, weights="imagenet")
+    path = _cache_file_for(monkeypatch, tmp_path, "mobilenet_v2", alpha=0.35, resolution=96)
+    assert os.path.basename(path) == "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_96.h5"
+    reference.save_weights(path)
     expected = reference.predict(keras.applications.mobilenet_v2.preprocess_input(pixels.copy()),
                                  verbose=0)
-    got = ours.predict(get_model_spec("mobilenet_v2").preprocessing.apply(pixels), verbose=0)
-    assert np.abs(got - expected).max() <= 1e-4
+    for weights in ("imagenet", "auto"):
+        ours = edgecnn.create_model("mobilenet_v2", alpha=0.35, input_size=96, weights=weights)
+        got = ours.predict(get_model_spec("mobilenet_v2").preprocessing.apply(pixels), verbose=0)
+        assert np.abs(got - expected).max() <= 1e-4
+        assert ours.edgecnn.weights == "imagenet:keras.applications"
+    # auto with 10 classes: the pretrained network under a new (random) classifier
+    ten = edgecnn.create_model("mobilenet_v2", alpha=0.35, input_size=96, num_classes=10)
+    np.testing.assert_array_equal(ten.get_layer("Conv1").get_weights()[0],
+                                  reference.get_layer("Conv1").get_weights()[0])
+    assert ten.output_shape == (None, 10)
 
 
-def _refuse_downloads(monkeypatch):
-    from tf_keras.src.utils import data_utils
-
-    def offline(url, *args, **kwargs):
-        raise urllib.error.URLError("network is unreachable (test)")
-
-    monkeypatch.setattr(data_utils, "urlretrieve", offline)
-
-
-def test_imagenet_offline_names_the_cache_file(tmp_path, monkeypatch):
-    monkeypatch.setenv("HOME", str(tmp_path))
-    (tmp_path / ".keras").mkdir()  # a user who has used keras before
-    _refuse_downloads(monkeypatch)
+def test_imagenet_offline_names_the_url_and_the_cache_file(tmp_path, monkeypatch):
+    path = _cache_file_for(monkeypatch, tmp_path, "mobilenet_v3_small", resolution=224)
     with pytest.raises(EdgecnnError) as err:
         edgecnn.create_model("mobilenet_v3_small", weights="imagenet")
     message = str(err.value)
-    assert "could not download" in message and "\n" not in message
-    assert str(tmp_path / ".keras" / "models" / "weights_mobilenet_v3_small_224_1.0_float.h5") \
-        in message
+    assert "cannot download https://storage.googleapis.com/" in message
+    assert path in message and "\n" not in message
+    # auto: one warning saying the same, and random weights recorded as such
+    with pytest.warns(edgecnn.EdgecnnWarning, match="starts from random weights"):
+        model = edgecnn.create_model("mobilenet_v3_small", input_size=96)
+    assert model.edgecnn.weights == "random"
+    assert edgecnn.create_model("mobilenet_v3_small", input_size=96,
+                                weights="none").edgecnn.weights is None
 
 
 def test_imagenet_needs_1000_classes():

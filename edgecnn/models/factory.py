@@ -1,7 +1,10 @@
 """``create_model``: name + multipliers -> a tf_keras Model."""
 from __future__ import annotations
 
-from ..errors import EdgecnnError
+import warnings
+from dataclasses import replace
+
+from ..errors import EdgecnnError, EdgecnnWarning
 from .blocks import PADDINGS, padding_mode
 from .registry import BuiltConfig, check_alpha, get_model_spec, resolve_input_size
 
@@ -29,15 +32,24 @@ def _check_padding(spec, options: dict) -> str:
 
 def create_model(name: str, *, alpha: float = 1.0, input_size: int | None = None,
                  rho: float | None = None, num_classes: int = 1000, include_top: bool = True,
-                 weights: str | None = None, dropout: float | None = None, **family_options):
+                 weights: str | None = "auto", dropout: float | None = None, **family_options):
     """Build a registered network as a tf_keras functional Model.
 
     alpha: width multiplier; input_size: input side in pixels, or rho: the paper's
     resolution multiplier (fraction of the default input); num_classes and include_top:
-    the classifier; weights: None, a keras .h5 weights file (loaded by layer name) or
-    "imagenet" (keras.applications' download and cache); dropout: before the classifier
-    (None: the family's default); family_options: e.g. ``minimalistic=True``.
-    The model expects inputs preprocessed as ``get_model_spec(name).preprocessing`` says.
+    the classifier; dropout: before the classifier (None: the family's default);
+    family_options: e.g. ``minimalistic=True``, ``padding="torch"``.
+
+    weights: ``"auto"`` (default): the configuration's published ImageNet weights
+    (``edgecnn weights list``), downloaded once into the cache, or random weights with one
+    warning (:class:`~edgecnn.errors.EdgecnnWarning`) when there are none or they cannot be
+    had; ``"imagenet"``: the same, but failing instead; ``None``/``"none"``: random; or a
+    path: a keras ``.h5`` (loaded by layer name) or an upstream checkpoint (PyTorch
+    ``.pth``/``.pt``/``.pth.tar``, ``.safetensors``, a TF checkpoint), whose layout is
+    recognized and whose needs (padding, ShuffleNet V2 layout) set the options. A classifier
+    of another class count than the weights' keeps its random initialization.
+    ``model.edgecnn.weights`` records the source ("random" when auto found none) and
+    ``model.edgecnn.preprocessing`` what the weights expect of the input.
     """
     spec = get_model_spec(name)
     alpha = check_alpha(alpha)
@@ -49,26 +61,95 @@ def create_model(name: str, *, alpha: float = 1.0, input_size: int | None = None
         dropout = spec.default_dropout
     elif not 0.0 <= float(dropout) < 1.0:
         raise EdgecnnError(f"dropout must be in [0, 1), got {dropout!r}")
+    source = _weights_source(spec, weights, alpha, size, options, num_classes, include_top)
+    if source.plan is not None:
+        options = _with_needs(spec, options, family_options, source.plan)
     padding = _check_padding(spec, options)
     with padding_mode(padding):
         model = spec.build(alpha=alpha, input_size=size, num_classes=num_classes,
                            include_top=include_top, dropout=float(dropout), **options)
     if padding != "tf":  # recorded only when not the default, as it changes the graph
         options["padding"] = padding
-    if isinstance(weights, str) and weights.lower() == "none":
-        weights = None
     model.edgecnn = BuiltConfig(name, alpha, size, tuple(sorted(options.items())), num_classes,
-                                include_top, None if weights is None else str(weights),
-                                spec.preprocessing)
-    if weights is None:
-        return model
-    if isinstance(weights, str) and weights.lower() == "imagenet":
-        from .weights import load_imagenet
-
-        load_imagenet(model, spec, alpha=alpha, input_size=size, num_classes=num_classes,
-                      include_top=include_top, options=options)
-    else:
-        from .weights import load_weights_file
-
-        load_weights_file(model, str(weights))
+                                include_top, source.label, spec.preprocessing)
+    source.load(model)
     return model
+
+
+class _Source:
+    """Where a model's weights come from: nothing (random), a keras .h5 loaded by layer
+    name, or an upstream checkpoint's import plan."""
+
+    def __init__(self, label=None, h5=None, plan=None, new_classifier=False):
+        self.label, self.h5, self.plan, self.new_classifier = label, h5, plan, new_classifier
+
+    def load(self, model) -> None:
+        if self.h5 is not None:
+            from .weights import load_weights_file
+
+            load_weights_file(model, self.h5, new_classifier=self.new_classifier)
+        elif self.plan is not None:
+            self.plan.apply(model)
+            if self.label is not None:  # a catalog entry's name, not the file's
+                model.edgecnn = replace(model.edgecnn, weights=self.label)
+
+
+def _weights_source(spec, weights, alpha, size, options, num_classes, include_top) -> _Source:
+    if weights is None or (isinstance(weights, str) and weights.strip().lower() == "none"):
+        return _Source()
+    text = str(weights).strip()
+    mode = text.lower()
+    if mode not in ("auto", "imagenet"):
+        return _file_source(spec, text)
+    new_classifier = include_top and num_classes != 1000
+    if mode == "imagenet" and new_classifier:
+        raise EdgecnnError(f"ImageNet weights have 1000 classes, got num_classes={num_classes}; "
+                           f"use include_top=False, 1000 classes, or weights=\"auto\" (a new "
+                           f"classifier on the pretrained network)")
+    from .pretrained.download import pretrained_file
+
+    family = {k: v for k, v in options.items() if k != "padding"}
+    entry, path, problem = pretrained_file(spec.name, alpha=alpha, resolution=size,
+                                           options=family)
+    if path is None:
+        if mode == "imagenet":
+            raise EdgecnnError(problem)
+        warnings.warn(f"{problem}; {spec.name} starts from random weights (weights=\"none\" "
+                      f"says so without this warning)", EdgecnnWarning, stacklevel=3)
+        return _Source("random")
+    label = f"imagenet:{entry.source}"
+    if entry.layout == "keras":
+        return _Source(label, h5=path, new_classifier=new_classifier)
+    from .pretrained.importer import plan_import
+
+    return _Source(label, plan=plan_import(path, spec.name, entry.layout))
+
+
+def _file_source(spec, path: str) -> _Source:
+    import os
+
+    if not os.path.exists(path):
+        raise EdgecnnError(f"weights file {path} does not exist; give auto, imagenet, none, a "
+                           f"keras .h5, a PyTorch .pth/.pt/.pth.tar, a .safetensors or a TF "
+                           f"checkpoint")
+    if path.lower().endswith((".h5", ".hdf5", ".keras")):
+        return _Source(path, h5=path)
+    from .pretrained.importer import plan_import
+    from .pretrained.readers import read_checkpoint
+
+    checkpoint = read_checkpoint(path)
+    if checkpoint.format == "keras-h5":
+        return _Source(path, h5=path)
+    return _Source(plan=plan_import(checkpoint, spec.name))
+
+
+def _with_needs(spec, options: dict, given: dict, plan) -> dict:
+    """``options`` with the model options the checkpoint needs; one the caller set
+    otherwise is an error (the weights would compute something else)."""
+    for key, value in plan.options.items():
+        if key in given and given[key] != value:
+            raise EdgecnnError(f"{plan.checkpoint.path} ({plan.layout.name}) needs {key}="
+                               f"{value!r}, got {key}={given[key]!r}; leave {key} out")
+        if key != "padding" and key not in spec.options:
+            raise EdgecnnError(f"{spec.name} has no option {key} that {plan.layout.name} needs")
+    return {**options, **plan.options}

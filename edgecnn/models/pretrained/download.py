@@ -31,7 +31,7 @@ from .catalog import WeightEntry, describe_available, entries, option_defaults, 
 
 CHUNK = 1 << 16
 TIMEOUT = 30.0
-_done: dict[str, str | EdgecnnError] = {}  # url -> path, or the error its one attempt gave
+_done: dict[tuple, str | EdgecnnError] = {}  # (url, cache file) -> path or the error
 _lock = threading.Lock()
 
 
@@ -207,8 +207,9 @@ def _fetch_once(entry: WeightEntry, quiet: bool) -> str:
 def fetch(entry: WeightEntry, *, quiet: bool = False) -> str:
     """The entry's weights file in the cache, downloaded (and extracted) when missing.
     Raises a one-line EdgecnnError when it cannot be had; a URL is tried once per process."""
+    key = (entry.url, cache_path(entry))  # a URL once per process and cache folder
     with _lock:
-        previous = _done.get(entry.url)
+        previous = _done.get(key)
         if isinstance(previous, EdgecnnError):
             raise previous
         if previous and os.path.isfile(previous) and previous == cache_path(entry):
@@ -216,9 +217,9 @@ def fetch(entry: WeightEntry, *, quiet: bool = False) -> str:
         try:
             path = _fetch_once(entry, quiet)
         except EdgecnnError as exc:
-            _done[entry.url] = exc
+            _done[key] = exc
             raise
-        _done[entry.url] = path
+        _done[key] = path
         return path
 
 

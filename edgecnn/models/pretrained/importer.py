@@ -60,10 +60,18 @@ class ImportPlan:
     def source(self) -> str:
         return f"{self.layout.name}:{os.path.basename(self.checkpoint.path)}"
 
+    @property
+    def num_classes(self) -> int | None:
+        """The checkpoint classifier's class count (its last linear module's outputs)."""
+        last = self.modules[-1] if self.modules else None
+        return int(last.params["weight"].shape[0]) if last and last.kind == "linear" else None
+
     def apply(self, model) -> list[dict]:
         """Assign the weights to ``model`` (built with :attr:`options`); returns one report
         row per layer (upstream module, layer, shapes, conversion). A classifier whose
         class count differs from the checkpoint's is left as built (fine-tuning)."""
+        if self.layout is KERAS:
+            return _apply_keras(self.checkpoint, model)
         ours = _weighted_layers(model, self.layout)
         modules = list(self.modules)
         skipped = _drop_classifier(modules, ours, model)
@@ -102,8 +110,7 @@ def plan_import(source, model_name: str, layout: str | None = None) -> ImportPla
     ``model_name``; ``layout`` forces a layout (its name), else it is recognized."""
     checkpoint = source if isinstance(source, Checkpoint) else read_checkpoint(str(source))
     if checkpoint.format == "keras-h5":
-        raise EdgecnnError(f"{checkpoint.path} is a keras .h5 weights file: load it by layer "
-                           f"name (weights=PATH), not through a checkpoint layout")
+        return ImportPlan(checkpoint, KERAS, model_name, [])
     chosen = _choose_layout(checkpoint, layout)
     if not chosen.fits(model_name):
         raise EdgecnnError(
@@ -111,6 +118,22 @@ def plan_import(source, model_name: str, layout: str | None = None) -> ImportPla
             f"{', '.join(m.rstrip('*') + ('...' if m.endswith('*') else '') for m in chosen.models)}"
             f", not {model_name}")
     return ImportPlan(checkpoint, chosen, model_name, _modules(checkpoint, chosen))
+
+
+#: keras weights files (.h5): layers matched by name (:func:`edgecnn.models.weights.assign_weights`).
+KERAS = Layout("keras", "keras (Model.save_weights, keras.applications)", ("*",), (), (), 1e-3)
+
+
+def _apply_keras(checkpoint: Checkpoint, model) -> list[dict]:
+    from ..weights import assign_weights
+
+    layers: dict[str, list] = {}
+    for key, value in checkpoint.tensors.items():
+        layers.setdefault(key.split("/", 1)[0], []).append(np.asarray(value))
+    assign_weights(model, list(layers.items()), checkpoint.path)
+    return [{"upstream": layer.name, "keys": [w.name for w in layer.weights],
+             "layer": layer.name, "shapes": [list(w.shape) for w in layer.weights],
+             "conversion": "by layer name"} for layer in model.layers if layer.weights]
 
 
 def _choose_layout(checkpoint: Checkpoint, name: str | None) -> Layout:

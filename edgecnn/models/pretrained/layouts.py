@@ -104,11 +104,11 @@ LAYOUTS = (
            1e-5, {"padding": "torch"}, (("*", RAW),), bgr=True),
     Layout("timm_tf", "timm (tf_ ports of the TensorFlow checkpoints)",
            ("efficientnet_b*", "efficientnet_lite*", "mobilenet_v3_large", "mobilenet_v3_small",
-            "mobilenet", "mobilenet_v2"),
+            "mobilenet_v2"),
            ("conv_stem.weight", "blocks.0.0.conv_dw.weight"), _TIMM_ORDER, 1e-3, {},
            (("efficientnet_b*", IMAGENET_MEAN_STD), ("*", MINUS_ONE_TO_ONE)), hint="tf_"),
     Layout("timm", "timm", ("efficientnet_b*", "efficientnet_lite*", "mobilenet_v3_large",
-                            "mobilenet_v3_small", "mobilenet", "mobilenet_v2"),
+                            "mobilenet_v3_small", "mobilenet_v2"),
            ("conv_stem.weight", "blocks.0.0.conv_dw.weight"), _TIMM_ORDER, 1e-5,
            {"padding": "torch"}),
     Layout("efficientnet_pytorch", "EfficientNet-PyTorch (lukemelas) and its EfficientNet-Lite "
