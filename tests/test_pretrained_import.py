@@ -110,3 +110,28 @@ def test_checkpoint_for_another_width_is_refused():
     with pytest.raises(EdgecnnError, match="different alpha"):
         plan.apply(model)
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
+def test_every_catalog_entry_names_a_layout_that_fits_its_model():
+    from edgecnn.models.pretrained import catalog
+    from edgecnn.models.pretrained.layouts import BY_NAME
+
+    for entry in catalog.entries():
+        if entry.layout != "keras":
+            assert entry.layout in BY_NAME, entry
+            assert BY_NAME[entry.layout].fits(entry.model), entry
+            for key, value in BY_NAME[entry.layout].options.items():
+                assert entry.options.get(key, value) == value, entry  # e.g. ShuffleNet layout
+
+
+def test_create_model_takes_a_checkpoint_path_and_its_needs():
+    """weights=PATH recognizes the layout and builds what the weights need (here torch
+    padding and torchvision's ShuffleNet V2 layout); a contradicting option is an error."""
+    path, meta, io = _case("torchvision_shufflenet_v2")
+    model = edgecnn.create_model("shufflenet_v2", alpha=0.5, input_size=64, num_classes=10,
+                                 weights=path)
+    assert dict(model.edgecnn.options) == {"layout": "torchvision", "padding": "torch"}
+    np.testing.assert_allclose(logits_of(model, io["inputs"]), io["logits"], atol=1e-4)
+    with pytest.raises(EdgecnnError, match="needs layout='torchvision', got layout='megvii'"):
+        edgecnn.create_model("shufflenet_v2", alpha=0.5, input_size=64, num_classes=10,
+                             weights=path, layout="megvii")

