@@ -139,6 +139,34 @@ def test_mirrored_on_two_cpus_trains_and_converts(tmp_path, args, method):
         assert int(_rows(run)[-1]["step"]) == splits.train_count // 16
 
 
+@pytest.mark.slow
+def test_mirrored_fine_tuning_from_a_pytorch_checkpoint_exports_the_same_network(tmp_path):
+    """--weights PATH (torchvision's ShuffleNet V2 layout, symmetric padding, ImageNet
+    mean/std) under MirroredStrategy: the exported model is rebuilt outside the strategy with
+    the options and preprocessing the checkpoint set, so the .tflite computes what was
+    trained (its accuracy is the Keras model's)."""
+    from edgecnn.data.pipeline import make_splits
+
+    checkpoint = os.path.join(os.path.dirname(__file__), "data", "upstream",
+                              "torchvision_shufflenet_v2", "torchvision_shufflenet_v2.pth")
+    args = ["shufflenet_v2", "--dataset", "digits", "--alpha", "0.5", "-r", "64", "--limit",
+            "300", "--batch-size", "16", "--calib-samples", "32", "--epochs", "1", "--int8",
+            "--weights", checkpoint]
+    run = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-c", MIRRORED, "train", *args, "--strategy",
+                           "mirrored", "-o", str(run), "--json"],
+                          capture_output=True, text=True, env=_env(), timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = json.loads(proc.stdout[proc.stdout.index("{"):])
+    card = json.loads((run / "model_int8.json").read_text())
+    assert card["model"]["options"]["padding"] == "torch"
+    assert card["model"]["options"]["layout"] == "torchvision"
+    assert card["model"]["weights"].startswith("torchvision_shufflenet_v2:")
+    assert card["preprocessing"]["mean"] == pytest.approx([123.675, 116.28, 103.53])
+    splits = make_splits(64, dataset="digits", limit=300, batch_size=16)
+    _check_run(run, summary, splits, "ptq_int8")
+
+
 def _wait_for_rows(proc, run, count, timeout=600):
     start = time.time()
     while len(_rows(run)) < count or not (run / "state.json").exists() or \

@@ -38,8 +38,12 @@ def export_float(ctx: RunContext, model):
     """The float model outside the strategy (conversion traces plain variables)."""
     if ctx.single:
         return model
-    fresh = build_float(TrainConfig.from_dict({**ctx.config.to_dict(), "weights": "none"}),
-                        ctx.classes)
+    # the same network as trained: the options and preprocessing its weights set (e.g. a
+    # PyTorch checkpoint's padding), not only the ones the user gave
+    built = model.edgecnn
+    fresh = build_float(TrainConfig.from_dict({**ctx.config.to_dict(), "weights": "none",
+                                               "options": dict(built.options)}),
+                        ctx.classes, like=built)
     fresh.set_weights(model.get_weights())
     return fresh
 

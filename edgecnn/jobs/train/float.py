@@ -16,8 +16,10 @@ from .config import TrainConfig
 from .context import RunContext
 
 
-def build_float(config: TrainConfig, num_classes: int):
-    """The deployable float model (pixels in, logits out) with ``config.weights``."""
+def build_float(config: TrainConfig, num_classes: int, like=None):
+    """The deployable float model (pixels in, logits out) with ``config.weights``. ``like``:
+    the build record (``model.edgecnn``) of a trained model this one rebuilds, whose weights
+    record and preprocessing it keeps."""
     kwargs = dict(alpha=config.alpha, input_size=config.resolution, num_classes=num_classes,
                   dropout=config.dropout, **config.options)
     weights = str(config.weights)
@@ -37,6 +39,9 @@ def build_float(config: TrainConfig, num_classes: int):
     else:
         model = create_model(config.name, weights=None if weights.lower() == "none" else
                              weights, **kwargs)
+    if like is not None:
+        model.edgecnn = replace(model.edgecnn, preprocessing=like.preprocessing,
+                                weights=like.weights)
     return deployable(model)
 
 
