@@ -1,8 +1,9 @@
 """Published checkpoint layouts import exactly: edgecnn's outputs equal the upstream code's.
 
 Each case under tests/data/upstream/ was made once by the upstream implementation itself
-(torchvision, timm, Megvii's ShuffleNet-Series, EfficientNet-Lite-PyTorch; see its README and
-tools/weights_fixtures/make_upstream_fixtures.py): a checkpoint in the upstream's own key
+(torchvision, timm, Megvii's ShuffleNet-Series, EfficientNet-Lite-PyTorch, the TensorFlow
+reference EfficientNets; see its README, tools/weights_fixtures/make_upstream_fixtures.py and
+make_tf_reference_fixtures.py): a checkpoint in the upstream's own key
 layout and file format, random weights with BatchNorm statistics of trained networks (some
 variances tiny, so a wrong epsilon shows), and the upstream's logits on three inputs. No
 test needs torch or the network.
@@ -31,6 +32,8 @@ CASES = {
     "timm_tf_efficientnet_lite0": ("efficientnet_lite0", 0.5, {}),
     "timm_tf_mobilenetv3_small": ("mobilenet_v3_small", 1.0, {}),
     "efficientnet_lite_pytorch_lite0": ("efficientnet_lite0", 0.5, {}),
+    "tf_reference_efficientnet_lite0": ("efficientnet_lite0", 0.5, {}),
+    "tf_reference_efficientnet_b0": ("efficientnet_b0", 0.5, {}),
 }
 
 
@@ -135,3 +138,17 @@ def test_create_model_takes_a_checkpoint_path_and_its_needs():
     with pytest.raises(EdgecnnError, match="needs layout='torchvision', got layout='megvii'"):
         edgecnn.create_model("shufflenet_v2", alpha=0.5, input_size=64, num_classes=10,
                              weights=path, layout="megvii")
+
+
+def test_tf_reference_checkpoint_by_directory_or_prefix():
+    """A TensorFlow checkpoint is named by its folder (with its ``checkpoint`` file) or its
+    prefix; the model-name scope of its variables is not part of the layout."""
+    path, meta, io = _case("tf_reference_efficientnet_lite0")
+    for weights in (os.path.dirname(path), path):
+        model = edgecnn.create_model("efficientnet_lite0", alpha=0.5, input_size=64,
+                                     num_classes=10, weights=weights)
+        np.testing.assert_allclose(logits_of(model, io["inputs"]), io["logits"], atol=1e-4)
+        assert model.edgecnn.preprocessing.mean == (127.0,) * 3
+    plan = plan_import(path, "efficientnet_lite0")
+    assert plan.modules[0].name == "stem.conv2d" and plan.modules[-1].name == "head.dense"
+    assert plan.num_classes == 10

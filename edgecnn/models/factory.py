@@ -128,7 +128,7 @@ def _weights_source(spec, weights, alpha, size, options, num_classes, include_to
 def _file_source(spec, path: str) -> _Source:
     import os
 
-    if not os.path.exists(path):
+    if not os.path.exists(path) and not os.path.isfile(path + ".index"):  # a TF prefix
         raise EdgecnnError(f"weights file {path} does not exist; give auto, imagenet, none, a "
                            f"keras .h5, a PyTorch .pth/.pt/.pth.tar, a .safetensors or a TF "
                            f"checkpoint")

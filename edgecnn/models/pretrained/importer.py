@@ -9,6 +9,7 @@ when any pair disagrees. Conversions:
 
 - convolutions OIHW -> HWIO, depthwise (C * m, 1, kh, kw) -> (kh, kw, C, m), linear
   (out, in) -> (in, out) (or a 1x1 conv's (1, 1, in, out)); a missing bias is zero;
+  TensorFlow's kernels (layouts with ``weight_format="tf"``) are keras's already;
 - BatchNorm: gamma, beta, moving mean and variance, with the upstream's epsilon folded
   exactly into gamma when edgecnn's layer uses another
   (``gamma * sqrt(var + eps_ours) / sqrt(var + eps_theirs)``);
@@ -64,7 +65,7 @@ class ImportPlan:
     def num_classes(self) -> int | None:
         """The checkpoint classifier's class count (its last linear module's outputs)."""
         last = self.modules[-1] if self.modules else None
-        return int(last.params["weight"].shape[0]) if last and last.kind == "linear" else None
+        return _outputs(last, self.layout) if last and last.kind == "linear" else None
 
     def apply(self, model) -> list[dict]:
         """Assign the weights to ``model`` (built with :attr:`options`); returns one report
@@ -74,7 +75,7 @@ class ImportPlan:
             return _apply_keras(self.checkpoint, model)
         ours = _weighted_layers(model, self.layout)
         modules = list(self.modules)
-        skipped = _drop_classifier(modules, ours, model)
+        skipped = _drop_classifier(modules, ours, model, self.layout)
         if len(modules) != len(ours):
             raise EdgecnnError(
                 f"{self.checkpoint.path} ({self.layout.name}) has {len(modules)} weighted "
@@ -160,9 +161,11 @@ def _choose_layout(checkpoint: Checkpoint, name: str | None) -> Layout:
 def _modules(checkpoint: Checkpoint, layout: Layout) -> list[Module]:
     """The checkpoint's weighted modules in the upstream's registration order."""
     grouped: dict[str, dict] = {}
+    renamed = dict(layout.param_names)
     for key, value in checkpoint.tensors.items():
-        prefix, _, param = key.rpartition(".")
-        grouped.setdefault(prefix, {})[param] = np.asarray(value)
+        prefix, _, param = layout.local(key).rpartition(layout.sep)
+        grouped.setdefault(prefix.replace(layout.sep, "."), {})[
+            renamed.get(param, param)] = np.asarray(value)
     modules = []
     for name in sorted(grouped, key=lambda n: _sort_key(n, grouped, layout)):
         params = grouped[name]
@@ -185,25 +188,38 @@ def _sort_key(name: str, grouped: dict, layout: Layout) -> tuple:
     parts = name.split(".")
     key = []
     for depth, part in enumerate(parts):
-        if part.isdigit():
-            key.append((0, int(part)))
+        named, number = _split_number(part, layout)
+        if not named:
+            key.append((0, number))
             continue
         parent = ".".join(parts[:depth])
-        siblings = _named_children(parent, grouped)
+        siblings = _named_children(parent, grouped, layout)
         order = next((o for o in layout.order if siblings <= set(o)), None)
         if order is None:
             unknown = sorted(siblings - set().union(*map(set, layout.order)))
             raise EdgecnnError(f"checkpoint module {name!r} is not part of the {layout.name} "
                                f"layout (unknown: {', '.join(unknown) or parent})")
-        key.append((1, order.index(part)))
+        key.append((1, order.index(named), number))
     return tuple(key)
 
 
-def _named_children(parent: str, grouped: dict) -> frozenset:
+def _split_number(part: str, layout: Layout) -> tuple[str, int]:
+    """``("", n)`` for a numbered child, ``(prefix, n)`` for one named by a layout's numbered
+    prefix (``blocks_12``), else ``(part, 0)``."""
+    if part.isdigit():
+        return "", int(part)
+    for prefix in layout.numbered:
+        if part.startswith(prefix) and part[len(prefix):].isdigit():
+            return prefix, int(part[len(prefix):])
+    return part, 0
+
+
+def _named_children(parent: str, grouped: dict, layout: Layout) -> frozenset:
     prefix = parent + "." if parent else ""
     depth = parent.count(".") + 1 if parent else 0
-    return frozenset(n.split(".")[depth] for n in grouped
-                     if n.startswith(prefix) and not n.split(".")[depth].isdigit())
+    children = (_split_number(n.split(".")[depth], layout)[0] for n in grouped
+                if n.startswith(prefix))
+    return frozenset(c for c in children if c)
 
 
 def _weighted_layers(model, layout: Layout) -> list:
@@ -230,7 +246,13 @@ def _weighted_layers(model, layout: Layout) -> list:
     return ordered
 
 
-def _drop_classifier(modules: list, ours: list, model) -> list:
+def _outputs(module: Module, layout: Layout) -> int:
+    """A linear module's output count: (out, in) in PyTorch, (in, out) in TensorFlow."""
+    shape = module.params["weight"].shape
+    return int(shape[-1] if layout.weight_format == "tf" else shape[0])
+
+
+def _drop_classifier(modules: list, ours: list, model, layout: Layout) -> list:
     """Remove the checkpoint's classifier where the model has none (``include_top=False``)
     or one of another class count; returns the removed modules."""
     skipped = []
@@ -238,7 +260,7 @@ def _drop_classifier(modules: list, ours: list, model) -> list:
         skipped.insert(0, modules.pop())
     if ours and modules and len(modules) == len(ours) and modules[-1].kind == "linear":
         last, module = ours[-1], modules[-1]
-        out = module.params["weight"].shape[0]
+        out = _outputs(module, layout)
         if last.get_weights()[0].shape[-1] != out:
             skipped.insert(0, modules.pop())
             ours.pop()
@@ -255,7 +277,9 @@ def _convert(module: Module, layer, layout: Layout, *, first: bool) -> tuple[lis
     if module.kind == "bn":
         raise _mismatch(module, layer)
     w = p["weight"].astype(np.float32)
-    if kind == "DepthwiseConv2D":
+    if layout.weight_format == "tf":
+        kernel, how = _tf_kernel(module, layer, w, kind)
+    elif kind == "DepthwiseConv2D":
         if w.ndim != 4 or w.shape[1] != 1:
             raise _mismatch(module, layer)
         channels = layer.get_weights()[0].shape[2]
@@ -282,6 +306,19 @@ def _convert(module: Module, layer, layout: Layout, *, first: bool) -> tuple[lis
         if bias is None:
             how += ", zero bias (none upstream)"
     return arrays, how
+
+
+def _tf_kernel(module: Module, layer, w: np.ndarray, kind: str) -> tuple[np.ndarray, str]:
+    """A TensorFlow kernel for ``layer``: keras's own layout, so only a dense kernel feeding
+    a 1x1 conv is reshaped."""
+    if kind in ("DepthwiseConv2D", "Conv2D") and w.ndim == 4:
+        return w, "as stored (TensorFlow HWIO)" if kind == "Conv2D" else \
+            "as stored (TensorFlow depthwise (kh,kw,C,m))"
+    if kind == "Conv2D" and w.ndim == 2:
+        return w[None, None], "dense (in,out) -> 1x1 conv (1,1,in,out)"
+    if kind == "Dense" and w.ndim == 2:
+        return w, "as stored (TensorFlow dense (in,out))"
+    raise _mismatch(module, layer)
 
 
 def _batchnorm(p: dict, eps_theirs: float, eps_ours: float) -> tuple[list, str]:

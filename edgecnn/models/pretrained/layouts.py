@@ -9,7 +9,16 @@ shape; nothing is matched by guessing.
 ``order`` lists, for modules with named children, the registration order of those names:
 the first list that contains all of a module's named children is used (so a more specific
 list comes first: timm's depthwise-separable block before its inverted residual). Numbered
-children (``nn.Sequential`` entries, blocks) go by number.
+children (``nn.Sequential`` entries, blocks) go by number; so do children named by a
+``numbered`` prefix and a number (TensorFlow's ``blocks_12``), at the prefix's place in
+``order``.
+
+Keys are PyTorch's ``<module path>.<param>`` unless the layout says otherwise: ``sep`` splits
+TensorFlow's ``<scope>/<layer>/<variable>``, ``scoped`` drops a leading scope that varies
+between checkpoints (the model name, ``efficientnet-lite0/``; signatures are written without
+it), ``param_names`` renames variables to PyTorch's (``gamma`` -> ``weight``, ...) and
+``weight_format`` says how kernels are stored (``"torch"``: OIHW, linear (out, in); ``"tf"``:
+HWIO, depthwise (kh, kw, C, m), dense (in, out), as keras keeps them).
 
 Each layout also states what its weights were trained with: BatchNorm epsilon (folded into
 gamma on import when edgecnn's layer differs), padding (``"torch"``: symmetric, which
@@ -51,6 +60,11 @@ class Layout:
     bgr: bool = False           # the first conv was trained on BGR input
     unit_roles: tuple = ()      # edgecnn role order inside a unit with parallel branches
     hint: str = ""              # file-name fragment telling it from a same-keyed layout
+    sep: str = "."              # separates module path parts and the parameter name
+    scoped: bool = False        # keys start with a varying scope (the model name): dropped
+    param_names: tuple = ()     # (upstream parameter name, PyTorch's) pairs
+    weight_format: str = "torch"  # "torch" (OIHW) or "tf" (HWIO, as keras)
+    numbered: tuple = ()        # child-name prefixes followed by a number ("blocks_")
 
     def fits(self, model_name: str) -> bool:
         return any(_like(model_name, m) for m in self.models)
@@ -58,8 +72,13 @@ class Layout:
     def preprocessing_for(self, model_name: str) -> Preprocessing:
         return next(p for pattern, p in self.preprocessing if _like(model_name, pattern))
 
+    def local(self, key: str) -> str:
+        """``key`` without the varying leading scope (when the layout has one)."""
+        return key.split(self.sep, 1)[-1] if self.scoped else key
+
     def matches(self, keys) -> bool:
-        return all(k in keys for k in self.signature)
+        local = {self.local(k) for k in keys} if self.scoped else keys
+        return all(k in local for k in self.signature)
 
 
 _TIMM_ORDER = (
@@ -69,6 +88,20 @@ _TIMM_ORDER = (
     ("conv_reduce", "conv_expand"),
     ("conv", "bn1", "aa"),                                                   # ConvBnAct
 )
+# tensorflow/tpu models/official/efficientnet: tf.layers named by class and uniquified per
+# variable scope in call order (efficientnet_model.py MBConvBlock.call, Model.call)
+_TF_EFFICIENTNET_ORDER = (
+    ("stem", "blocks_", "head"),
+    ("conv2d", "tpu_batch_normalization", "dense"),                           # stem, head
+    ("conv2d", "conv2d_1"),                                                   # se
+    ("depthwise_conv2d", "tpu_batch_normalization", "se", "conv2d",          # no expansion
+     "tpu_batch_normalization_1"),
+    ("conv2d", "tpu_batch_normalization", "depthwise_conv2d", "tpu_batch_normalization_1",
+     "se", "conv2d_1", "tpu_batch_normalization_2"),
+)
+_TF_PARAMS = (("kernel", "weight"), ("depthwise_kernel", "weight"), ("gamma", "weight"),
+              ("beta", "bias"), ("moving_mean", "running_mean"),
+              ("moving_variance", "running_var"))
 _V2_MAIN_FIRST = ("expand", "expand_bn", "dw", "dw_bn", "project", "project_bn",
                   "shortcut_dw", "shortcut_dw_bn", "shortcut_project", "shortcut_project_bn")
 _V2_SHORTCUT_FIRST = _V2_MAIN_FIRST[6:] + _V2_MAIN_FIRST[:6]
@@ -118,6 +151,13 @@ LAYOUTS = (
             ("_expand_conv", "_bn0", "_depthwise_conv", "_bn1", "_se_reduce", "_se_expand",
              "_project_conv", "_bn2")),
            1e-3, {}, (("efficientnet_lite*", LITE), ("*", IMAGENET_MEAN_STD))),
+    Layout("tf_efficientnet", "TensorFlow reference (tensorflow/tpu models/official/efficientnet)",
+           ("efficientnet_b*", "efficientnet_lite*"),
+           ("stem/conv2d/kernel", "blocks_0/depthwise_conv2d/depthwise_kernel"),
+           _TF_EFFICIENTNET_ORDER, 1e-3, {},
+           (("efficientnet_lite*", LITE), ("*", IMAGENET_MEAN_STD)),
+           sep="/", scoped=True, param_names=_TF_PARAMS, weight_format="tf",
+           numbered=("blocks_",)),
 )
 
 BY_NAME = {layout.name: layout for layout in LAYOUTS}
