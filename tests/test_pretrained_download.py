@@ -348,3 +348,56 @@ def test_a_page_link_is_not_downloaded_and_says_what_to_do(online):
     assert "\n" not in message and "by hand" in message and entry.url in message
     assert str(online / "megvii" / entry.file_name) in message
     assert _leftovers(online) == []
+
+
+TF_CASE = os.path.join(os.path.dirname(__file__), "data", "upstream",
+                       "tf_reference_efficientnet_lite0")
+
+
+def _tar_gz(files: dict) -> bytes:
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, content in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+def test_a_checkpoint_folder_is_extracted_from_a_tar_gz(server, online):
+    """The TensorFlow reference checkpoints: a .tar.gz of a folder whose ``checkpoint`` file
+    names the prefix as the training machine saw it (an absolute path elsewhere)."""
+    from edgecnn.models.pretrained.importer import plan_import
+
+    base, handler = server
+    files = {f"efficientnet-lite0/{n}": open(os.path.join(TF_CASE, n), "rb").read()
+             for n in ("model.ckpt.index", "model.ckpt.data-00000-of-00001")}
+    files["efficientnet-lite0/checkpoint"] = b'model_checkpoint_path: "/tmp/run7/model.ckpt"\n'
+    files["other/readme.txt"] = b"not extracted"
+    archive = _tar_gz(files)
+    handler.files["/efficientnet-lite0.tar.gz"] = archive
+    entry = _entry(f"{base}/efficientnet-lite0.tar.gz", member="efficientnet-lite0/",
+                   sha256=hashlib.sha256(archive).hexdigest(), layout="tf_efficientnet",
+                   model="efficientnet_lite0")
+    path = download.fetch(entry)
+    assert os.path.isdir(path) and os.path.basename(path) == "efficientnet-lite0"
+    assert sorted(os.listdir(path)) == ["checkpoint", "model.ckpt.data-00000-of-00001",
+                                        "model.ckpt.index"]
+    assert download.cached_file(entry) == path
+    assert _leftovers(online) == ["checkpoint", "efficientnet-lite0",
+                                  "model.ckpt.data-00000-of-00001", "model.ckpt.index", "test"]
+    assert plan_import(path, "efficientnet_lite0", "tf_efficientnet").num_classes == 10
+
+
+def test_a_tar_gz_reaching_outside_its_folder_extracts_nothing(server, online):
+    base, handler = server
+    archive = _tar_gz({"efficientnet-lite0/checkpoint": b"x",
+                       "efficientnet-lite0/../../evil": b"x"})
+    handler.files["/e.tar.gz"] = archive
+    entry = _entry(f"{base}/e.tar.gz", member="efficientnet-lite0/",
+                   sha256=hashlib.sha256(archive).hexdigest())
+    with pytest.raises(EdgecnnError, match="unsafe member"):
+        download.fetch(entry)
+    assert _leftovers(online) == ["e.tar.gz", "test"]  # the verified archive stays, no folder

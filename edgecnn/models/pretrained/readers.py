@@ -112,12 +112,16 @@ def _tf_prefix(path: str) -> str | None:
 
 
 def _latest_tf_checkpoint(directory: str) -> str:
-    """The prefix the ``checkpoint`` file names (its model_checkpoint_path line)."""
+    """The prefix the ``checkpoint`` file names (its model_checkpoint_path line); a path
+    of the machine that trained it (absolute, elsewhere) is looked for beside the file."""
     with open(os.path.join(directory, "checkpoint"), encoding="utf-8", errors="replace") as f:
         match = re.search(r'^model_checkpoint_path:\s*"(.*)"', f.read(), re.MULTILINE)
     if not match:
         raise _bad(directory, "has a 'checkpoint' file that names no model_checkpoint_path")
-    return os.path.join(directory, match.group(1))
+    prefix = os.path.join(directory, match.group(1))
+    moved = os.path.join(directory, os.path.basename(match.group(1)))
+    return moved if not os.path.isfile(prefix + ".index") and os.path.isfile(
+        moved + ".index") else prefix
 
 
 def _is_tf_index(path: str) -> bool:
