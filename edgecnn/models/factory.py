@@ -62,8 +62,7 @@ def create_model(name: str, *, alpha: float = 1.0, input_size: int | None = None
     elif not 0.0 <= float(dropout) < 1.0:
         raise EdgecnnError(f"dropout must be in [0, 1), got {dropout!r}")
     source = _weights_source(spec, weights, alpha, size, options, num_classes, include_top)
-    if source.plan is not None:
-        options = _with_needs(spec, options, family_options, source.plan)
+    options = _with_needs(spec, options, family_options, source)
     padding = _check_padding(spec, options)
     with padding_mode(padding):
         model = spec.build(alpha=alpha, input_size=size, num_classes=num_classes,
@@ -78,10 +77,17 @@ def create_model(name: str, *, alpha: float = 1.0, input_size: int | None = None
 
 class _Source:
     """Where a model's weights come from: nothing (random), a keras .h5 loaded by layer
-    name, or an upstream checkpoint's import plan."""
+    name, or an upstream checkpoint's import plan. ``needs``: the model options the weights
+    were trained with; ``preprocessing``: what they expect of the input (None: the
+    family's); ``convert_to``: where to cache the imported weights as a keras .h5."""
 
-    def __init__(self, label=None, h5=None, plan=None, new_classifier=False):
+    def __init__(self, label=None, h5=None, plan=None, new_classifier=False, needs=None,
+                 preprocessing=None, convert_to=None, what=None):
         self.label, self.h5, self.plan, self.new_classifier = label, h5, plan, new_classifier
+        self.needs = dict(plan.options if plan is not None else needs or {})
+        self.preprocessing = plan.preprocessing if plan is not None else preprocessing
+        self.convert_to = convert_to
+        self.what = what or (f"{plan.checkpoint.path} ({plan.layout.name})" if plan else h5)
 
     def load(self, model) -> None:
         if self.h5 is not None:
@@ -90,8 +96,25 @@ class _Source:
             load_weights_file(model, self.h5, new_classifier=self.new_classifier)
         elif self.plan is not None:
             self.plan.apply(model)
-            if self.label is not None:  # a catalog entry's name, not the file's
-                model.edgecnn = replace(model.edgecnn, weights=self.label)
+            self._cache_converted(model)
+        if self.label is not None:  # a catalog entry's name, not the file's
+            model.edgecnn = replace(model.edgecnn, weights=self.label)
+        if self.preprocessing is not None:
+            model.edgecnn = replace(model.edgecnn, preprocessing=self.preprocessing)
+
+    def _cache_converted(self, model) -> None:
+        """The imported weights as a keras .h5 in the cache, so the next build loads them by
+        name instead of reading and mapping the checkpoint again; only from a model that
+        holds every tensor of the checkpoint (its own classifier)."""
+        import os
+
+        if self.convert_to is None or os.path.exists(self.convert_to) or \
+                model.output_shape[-1] != self.plan.num_classes:
+            return
+        from ..utils.files import atomic_output
+
+        with atomic_output(self.convert_to, suffix=".h5") as tmp:
+            model.save_weights(tmp)
 
 
 def _weights_source(spec, weights, alpha, size, options, num_classes, include_top) -> _Source:
@@ -120,9 +143,18 @@ def _weights_source(spec, weights, alpha, size, options, num_classes, include_to
     label = f"imagenet:{entry.source}"
     if entry.layout == "keras":
         return _Source(label, h5=path, new_classifier=new_classifier)
-    from .pretrained.importer import plan_import
+    import os
 
-    return _Source(label, plan=plan_import(path, spec.name, entry.layout))
+    from .pretrained.importer import plan_import
+    from .pretrained.layouts import BY_NAME
+
+    converted = os.path.normpath(path) + ".keras.h5"
+    if os.path.isfile(converted):  # imported before: the layout's needs, weights by name
+        layout = BY_NAME[entry.layout]
+        return _Source(label, h5=converted, new_classifier=new_classifier,
+                       needs=layout.options, preprocessing=layout.preprocessing_for(spec.name),
+                       what=f"{path} ({layout.name})")
+    return _Source(label, plan=plan_import(path, spec.name, entry.layout), convert_to=converted)
 
 
 def _file_source(spec, path: str) -> _Source:
@@ -143,13 +175,13 @@ def _file_source(spec, path: str) -> _Source:
     return _Source(plan=plan_import(checkpoint, spec.name))
 
 
-def _with_needs(spec, options: dict, given: dict, plan) -> dict:
-    """``options`` with the model options the checkpoint needs; one the caller set
-    otherwise is an error (the weights would compute something else)."""
-    for key, value in plan.options.items():
+def _with_needs(spec, options: dict, given: dict, source: _Source) -> dict:
+    """``options`` with the model options the weights need; one the caller set otherwise
+    is an error (the weights would compute something else)."""
+    for key, value in source.needs.items():
         if key in given and given[key] != value:
-            raise EdgecnnError(f"{plan.checkpoint.path} ({plan.layout.name}) needs {key}="
-                               f"{value!r}, got {key}={given[key]!r}; leave {key} out")
+            raise EdgecnnError(f"{source.what} needs {key}={value!r}, got {key}={given[key]!r}; "
+                               f"leave {key} out")
         if key != "padding" and key not in spec.options:
-            raise EdgecnnError(f"{spec.name} has no option {key} that {plan.layout.name} needs")
-    return {**options, **plan.options}
+            raise EdgecnnError(f"{spec.name} has no option {key} that {source.what} needs")
+    return {**options, **source.needs}

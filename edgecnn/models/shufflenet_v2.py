@@ -32,8 +32,8 @@ int8: post-training quantization gives one XNNPACK partition with no requantize 
 QAT (plain ``tfmot...quantize_model``) a stride-1 unit's concat output and its main branch
 are fake-quantized separately (tfmot's ConcatTransform, which would quantize only after the
 concat, skips a Concatenate fed by a non-keras layer such as ChannelSplit), so the converter
-adds 2 int8 -> int8 requantize ops per stride-1 unit (26 at 1x); XNNPACK runs them inside
-its single partition (about +3 % latency at 224x224, x86, one thread).
+adds int8 -> int8 requantize ops around the stride-1 units (22 at 1x in the megvii layout);
+XNNPACK runs them inside its single partition.
 
 The widths are decoded by :func:`edgecnn.models.builder.decode` into ``shuffle_v2`` blocks
 (branch width half the output, ``Rounding(expand_from="out")``) and built by

@@ -2,6 +2,7 @@
 failure or Ctrl-C never leaves a half-written file at the destination."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -44,3 +45,20 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
 
 def atomic_write_json(path: str, obj) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+
+
+@contextlib.contextmanager
+def atomic_output(path: str, suffix: str = ".tmp"):
+    """Yield a temporary path beside ``path`` for a writer that takes a file name (e.g.
+    ``Model.save_weights``); renamed to ``path`` when the block succeeds, removed when it
+    fails or is interrupted."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path), suffix=suffix)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
