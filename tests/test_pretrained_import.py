@@ -152,3 +152,24 @@ def test_tf_reference_checkpoint_by_directory_or_prefix():
     plan = plan_import(path, "efficientnet_lite0")
     assert plan.modules[0].name == "stem.conv2d" and plan.modules[-1].name == "head.dense"
     assert plan.num_classes == 10
+
+
+def test_timm_tf_ports_are_told_from_timm_by_name_or_config(tmp_path):
+    """timm's TensorFlow ports and its own models share their keys but not their padding and
+    epsilon: the file name (tf_...) or the hub's config.json beside it decides; without
+    either the import refuses to guess."""
+    import shutil
+
+    path, _, _ = _case("timm_tf_efficientnet_lite0")
+    hub = tmp_path / "hub"
+    hub.mkdir()
+    shutil.copy(path, hub / "model.safetensors")
+    with pytest.raises(EdgecnnError, match="has the keys of timm_tf or timm"):
+        plan_import(str(hub / "model.safetensors"), "efficientnet_lite0")
+    (hub / "config.json").write_text(json.dumps({"architecture": "tf_efficientnet_lite0"}))
+    assert plan_import(str(hub / "model.safetensors"), "efficientnet_lite0").layout.name == \
+        "timm_tf"
+    shutil.copy(path, tmp_path / "tf_efficientnet_lite0.safetensors")
+    assert plan_import(str(tmp_path / "tf_efficientnet_lite0.safetensors"),
+                       "efficientnet_lite0").layout.name == "timm_tf"
+    assert plan_import(path, "efficientnet_lite0", layout="timm").layout.name == "timm"

@@ -152,10 +152,33 @@ def _choose_layout(checkpoint: Checkpoint, name: str | None) -> Layout:
         raise EdgecnnError(
             f"{checkpoint.path}: unknown checkpoint layout (keys {sample}, ...); edgecnn reads "
             f"{', '.join(BY_NAME)} (pass --layout to choose one)")
-    base = os.path.basename(checkpoint.path)
-    hinted = [layout for layout in found if layout.hint and layout.hint in base]
-    plain = [layout for layout in found if not layout.hint]
-    return (hinted or plain or found)[0]
+    if len(found) == 1:
+        return found[0]
+    named = f"{os.path.basename(checkpoint.path)} {_architecture_beside(checkpoint.path)}"
+    hinted = [layout for layout in found if layout.hint and layout.hint in named]
+    if hinted:
+        return hinted[0]
+    if any(layout.hint for layout in found):  # same keys, different padding and epsilon
+        choices = " or ".join(layout.name for layout in found)
+        raise EdgecnnError(
+            f"{checkpoint.path} has the keys of {choices}, which compute differently (padding, "
+            f"BatchNorm epsilon): keep timm's file name (tf_... for its TensorFlow ports) or "
+            f"its config.json beside the file, or name the layout: edgecnn weights import "
+            f"{checkpoint.path} --layout ...")
+    return found[0]
+
+
+def _architecture_beside(path: str) -> str:
+    """The ``architecture`` of the Hugging Face hub's config.json beside a checkpoint (timm
+    names it there, e.g. tf_efficientnet_lite0), or ""."""
+    import json
+
+    config = os.path.join(os.path.dirname(os.path.abspath(path)), "config.json")
+    try:
+        with open(config) as f:
+            return str(json.load(f).get("architecture", ""))
+    except (OSError, ValueError, AttributeError):
+        return ""
 
 
 def _modules(checkpoint: Checkpoint, layout: Layout) -> list[Module]:
