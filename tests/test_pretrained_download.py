@@ -401,3 +401,29 @@ def test_a_tar_gz_reaching_outside_its_folder_extracts_nothing(server, online):
     with pytest.raises(EdgecnnError, match="unsafe member"):
         download.fetch(entry)
     assert _leftovers(online) == ["e.tar.gz", "test"]  # the verified archive stays, no folder
+
+
+def test_a_failed_download_keeps_no_caller_alive(monkeypatch):
+    """The one-attempt-per-URL memory holds the error's message, not the exception: a
+    stored traceback kept the frames of the first caller (a test's networks) alive for the
+    whole process, and the slow suite's workers ran out of memory."""
+    import gc
+    import weakref
+
+    monkeypatch.setattr(download, "_done", {})
+
+    class Network:  # stands for the models a caller holds
+        pass
+
+    def caller():
+        network = Network()
+        entry, path, problem = download.pretrained_file("mobilenet", alpha=0.25)
+        assert path is None and "cannot download" in problem  # offline in the tests
+        return weakref.ref(network)
+
+    ref = caller()
+    gc.collect()
+    assert ref() is None
+    # and the second attempt gives the same one-line message without trying again
+    assert download.pretrained_file("mobilenet", alpha=0.25)[2] == \
+        download.pretrained_file("mobilenet", alpha=0.25)[2]

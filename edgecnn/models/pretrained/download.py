@@ -34,7 +34,10 @@ from .catalog import WeightEntry, describe_available, entries, option_defaults, 
 
 CHUNK = 1 << 16
 TIMEOUT = 30.0
-_done: dict[tuple, str | EdgecnnError] = {}  # (url, cache file) -> path or the error
+# (url, cache file) -> ("path", path) or ("error", message). The message, not the exception:
+# a stored exception's traceback keeps every caller's frame alive (in a test session, the
+# networks of the test that first asked, for the whole session).
+_done: dict[tuple, tuple[str, str]] = {}
 _lock = threading.Lock()
 
 
@@ -257,17 +260,17 @@ def fetch(entry: WeightEntry, *, quiet: bool = False) -> str:
     Raises a one-line EdgecnnError when it cannot be had; a URL is tried once per process."""
     key = (entry.url, cache_path(entry))  # a URL once per process and cache folder
     with _lock:
-        previous = _done.get(key)
-        if isinstance(previous, EdgecnnError):
-            raise previous
-        if previous and os.path.exists(previous) and previous == cache_path(entry):
-            return previous
+        kind, value = _done.get(key, ("", ""))
+        if kind == "error":
+            raise EdgecnnError(value)
+        if kind == "path" and os.path.exists(value):
+            return value
         try:
             path = _fetch_once(entry, quiet)
         except EdgecnnError as exc:
-            _done[key] = exc
+            _done[key] = ("error", str(exc))
             raise
-        _done[key] = path
+        _done[key] = ("path", path)
         return path
 
 
