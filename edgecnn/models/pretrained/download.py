@@ -29,6 +29,7 @@ import urllib.request
 import zipfile
 
 from ...errors import EdgecnnError
+from ...utils.files import atomic_output
 from ...utils.progress import Progress
 from .catalog import WeightEntry, describe_available, entries, option_defaults, resolve
 
@@ -181,17 +182,9 @@ def _extract(entry: WeightEntry, archive: str) -> str:
                 raise EdgecnnError(f"{archive} has no member {entry.member}; the catalog "
                                    f"entry for {entry.model} is wrong, please report it"
                                    ) from None
-            tmp = _temp_in(os.path.dirname(target), entry.file_name)
-            try:
+            with atomic_output(target, suffix=".part") as tmp:
                 with z.open(info) as src, open(tmp, "wb") as out:
                     shutil.copyfileobj(src, out, CHUNK)
-                    out.flush()
-                    os.fsync(out.fileno())
-                os.replace(tmp, target)
-            except BaseException:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-                raise
     except zipfile.BadZipFile:
         raise EdgecnnError(f"{archive} is not a zip file (expected the archive that holds "
                            f"{entry.member}); delete it and try again") from None
