@@ -155,7 +155,7 @@ class Runner:
         detail = self.interpreter.get_input_details()[0]
         self.interpreter.set_tensor(detail["index"],
                                     rt.quantize_pixels(float_input[None],
-                                                       rt.input_spec(self.interpreter)))
+                                                       rt.input_spec(self.interpreter)["dtype"]))
         self.invokes = 1
 
     def timed(self, n: int) -> list[float]:

@@ -81,20 +81,51 @@ def test_qat_fine_tunes_on_data(workdir, digit_folder):
     assert os.path.exists(workdir / "mobilenet_v3_small_0.5_48_int8_qat.tflite")
 
 
+@pytest.mark.slow
+def test_qat_distills_from_the_float_model_on_unlabelled_images(workdir, digit_folder):
+    """`--qat --distill` on a folder of images without classes: the QAT model learns the
+    float model's outputs; the card records how, and the model is whole int8."""
+    import shutil
+
+    flat = workdir / "frames"
+    flat.mkdir()
+    for i, path in enumerate(sorted(digit_folder.glob("*/*.png"))):
+        shutil.copy(path, flat / f"frame_{i:03d}.png")  # no class in the name or folder
+    result = run("convert", "mobilenet_v3_small", "--alpha", "0.5", "-r", "48", "--qat",
+                 "--distill", "--qat-epochs", "1", "--data", str(flat), "--num-classes", "3",
+                 "--weights", "none", "--json")
+    assert result.exit_code == 0, result.output
+    card = json.loads(result.output)
+    assert card["qat"] and card["xnnpack_partitions"] == 1 and card["all_int8"]
+    record = card["model"]["qat"]
+    assert record["mode"].startswith("distillation") and record["images"] == len(
+        os.listdir(flat))
+    assert 0.0 <= record["final_agreement"] <= 1.0 and record["final_loss"] >= 0.0
+    assert card["labels"] is None and card["accuracy"] is None  # nothing to score against
+
+
 def _bad_folders(tmp_path):
     empty = tmp_path / "empty"
     (empty / "cats").mkdir(parents=True)
     corrupt = tmp_path / "corrupt"
     (corrupt / "cats").mkdir(parents=True)
     (corrupt / "cats" / "broken.jpg").write_bytes(b"not a jpeg")
-    return empty, corrupt
+    unlabelled = tmp_path / "unlabelled"
+    unlabelled.mkdir()
+    from PIL import Image
+
+    Image.new("RGB", (70, 64), (120, 30, 200)).save(unlabelled / "frame.png")
+    return empty, corrupt, unlabelled
 
 
 @pytest.mark.parametrize("case", ["missing-data", "empty-data", "corrupt-image", "no-folder",
                                   "two-precisions", "io-without-int8", "qat-fp16",
-                                  "unknown-model", "bad-alpha", "tiny-input"])
+                                  "unknown-model", "bad-alpha", "tiny-input",
+                                  "distill-without-qat", "distill-without-data",
+                                  "qat-on-unlabelled", "labels-file-missing",
+                                  "labels-imagenet-on-names"])
 def test_bad_input_one_line_exit_2_nothing_written(case, workdir):
-    empty, corrupt = _bad_folders(workdir)
+    empty, corrupt, unlabelled = _bad_folders(workdir)
     before = set(os.listdir(workdir))
     args, fragment = {
         "missing-data": (["--int8", "--data", "nowhere"], "data folder nowhere does not exist"),
@@ -107,6 +138,16 @@ def test_bad_input_one_line_exit_2_nothing_written(case, workdir):
         "unknown-model": (None, "unknown model"),
         "bad-alpha": (["--alpha", "-1"], "alpha must be a number > 0"),
         "tiny-input": (["-r", "8"], "too small"),
+        "distill-without-qat": (["--int8", "--distill", "--data", str(unlabelled)],
+                                "add --qat"),
+        "distill-without-data": (["--qat", "--distill"], "give --data DIR"),
+        "qat-on-unlabelled": (["--qat", "--weights", "none", "--data", str(unlabelled)],
+                              "add --distill"),
+        "labels-file-missing": (["--int8", "--data", str(corrupt), "--labels",
+                                 "nowhere.txt"], "no such file"),
+        "labels-imagenet-on-names": (["--qat", "--weights", "none", "--num-classes", "1000",
+                                      "--data", str(corrupt), "--labels", "imagenet"],
+                                     "not ImageNet-1k WordNet ids"),
     }[case]
     name = "mobilenett" if args is None else "mobilenet"
     result = run("convert", name, "-r", "64", *(args or []))

@@ -170,7 +170,7 @@ def _bad_folder(root, case):
 
 
 @pytest.mark.parametrize("case, fragment", [
-    ("unknown-class", "class folders the model does not know: cat"),
+    ("unknown-class", "has classes the model does not know: cat"),
     ("all-corrupt", "no usable images"),
 ])
 def test_bad_folder_one_line_error(trained, tmp_path, case, fragment):

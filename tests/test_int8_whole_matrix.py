@@ -1,13 +1,15 @@
 """Every family converts to an integer-only int8 model that XNNPACK runs as one partition,
 whatever the weights: every family x alpha {smallest, 0.5, 0.75, 1.0} x input {128,
-default}, with random weights calibrated on synthetic images and on real photos. The
+default}, with random weights calibrated on synthetic images or on real photos. The
 weights are as initialized, BatchNorm statistics included: the hardest case for the
 delegate's scale bounds (``edgecnn convert`` sets the statistics from the calibration
 images first, which gives a trained network's scales: ``test_xnnpack_scales.py``). Trained
 weights: ``test_convert.test_every_family_trained_int8_agrees`` trains each family on real
 digits and checks its int8 model at 64, 128 px and the default input.
 
-Slow: 72 cells of two conversions each, and B1-B7, Lite1-4 at 128 px. The default run
+Slow: 72 cells of one conversion each (the calibration alternates between the cells of a
+family: each meets synthetic images and photos at every alpha and every input), and B1-B7,
+Lite1-4 at 128 px. The default run
 checks every family with fresh random weights and real photos
 (``test_convert.test_int8_ptq_is_integer_only_and_one_partition``)."""
 import pytest
@@ -29,33 +31,36 @@ def assert_whole(report, what):
     assert report.xnnpack_partitions == 1 and not outside, (what, report.xnnpack_refusals)
 
 
-def check_cell(name, alpha, size, photos, tmp_path):
-    """Convert one configuration calibrated on synthetic images and on real photos; each
-    int8 model must be whole."""
-    model = edgecnn.create_model(name, alpha=alpha, input_size=size, num_classes=10)
-    for calibration, images in (("synthetic", synthetic_images(4, size, seed=3)),
-                                ("photos", photos(size))):
-        report = edgecnn.convert(model, tmp_path / f"{calibration}.tflite", "int8",
-                                 representative_data=images, card_path=None)
-        assert_whole(report, f"{name} {alpha} {size} {calibration}")
+def check_cell(name, alpha, size, calibration, photos, tmp_path):
+    """Convert one configuration calibrated on ``calibration`` ("synthetic" images or real
+    "photos"); the int8 model must be whole."""
+    model = edgecnn.create_model(name, alpha=alpha, input_size=size, num_classes=10,
+                                 weights=None)
+    images = synthetic_images(4, size, seed=3) if calibration == "synthetic" else photos(size)
+    report = edgecnn.convert(model, tmp_path / f"{calibration}.tflite", "int8",
+                             representative_data=images, card_path=None)
+    assert_whole(report, f"{name} {alpha} {size} {calibration}")
 
 
 def _cells():
+    """Each family x alpha x input once, the calibration alternating so that every family
+    meets both at every input and at every alpha."""
     for name in FAMILY_REPS:
         default = get_model_spec(name).default_input
-        for alpha in (SMALLEST.get(name, 0.35), 0.5, 0.75, 1.0):
-            for size in sorted({128, default}):
-                yield pytest.param(name, alpha, size, marks=pytest.mark.slow,
-                                   id=f"{name}-{alpha}-{size}")
+        for a, alpha in enumerate((SMALLEST.get(name, 0.35), 0.5, 0.75, 1.0)):
+            for s, size in enumerate(sorted({128, default})):
+                calibration = ("photos", "synthetic")[(a + s) % 2]
+                yield pytest.param(name, alpha, size, calibration, marks=pytest.mark.slow,
+                                   id=f"{name}-{alpha}-{size}-{calibration}")
 
 
-@pytest.mark.parametrize("name, alpha, size", list(_cells()))
-def test_matrix_cell_whole(name, alpha, size, photos, tmp_path):
-    check_cell(name, alpha, size, photos, tmp_path)
+@pytest.mark.parametrize("name, alpha, size, calibration", list(_cells()))
+def test_matrix_cell_whole(name, alpha, size, calibration, photos, tmp_path):
+    check_cell(name, alpha, size, calibration, photos, tmp_path)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", OTHER_SIZES)
 def test_larger_efficientnets_whole(name, photos, tmp_path):
     """B1-B7 and Lite1-4 share B0's and Lite0's code; their depth and width differ."""
-    check_cell(name, 1.0, 128, photos, tmp_path)
+    check_cell(name, 1.0, 128, "photos", photos, tmp_path)

@@ -61,6 +61,20 @@ def test_device_install_predicts_and_evaluates_without_tensorflow(tmp_path):
     assert predict.returncode == 0, predict.stderr
     for classes, prediction in zip(PHOTOS.values(), json.loads(predict.stdout)):
         assert prediction["top"][0]["label"] in classes.values(), prediction
+    # ImageNet-style data (flat {wnid}_*.jpg with a synsets.txt): the same numbers as the
+    # full install's evaluation, read with the card's crop (0.875) and filter (bicubic)
+    from edgecnn.runtime import evaluate_tflite
+    from test_pretrained_real import imagenet_folders
+
+    flat, _ = imagenet_folders(tmp_path)
+    here = evaluate_tflite(str(lite), flat, labels="imagenet")
+    result = _run([edgecnn, "eval", str(lite), "--data", flat, "--labels", "imagenet",
+                   "--json"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    there = json.loads(result.stdout)
+    assert there["topk"] == 100.0 and there["top1"] == here["top1"] >= 60.0
+    assert there["reading"] == {"crop_fraction": 0.875, "resize": "bicubic"}
+    assert there["confusion_pairs"] == here["confusion_pairs"]  # image by image
     # a command that needs TensorFlow says so in one line, exit status 2
     convert = _run([edgecnn, "convert", "mobilenet", "--int8"], cwd=tmp_path)
     assert convert.returncode == 2 and 'pip install "edgecnn[tf]"' in convert.stderr

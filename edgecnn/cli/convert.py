@@ -9,8 +9,8 @@ import click
 
 from ..errors import EdgecnnError
 from .options import (PRECISION_FLAGS, calib_samples_option, choose_precision, data_option,
-                      family_options, io_option, json_option, model_options, precision_options,
-                      weights_choice)
+                      family_options, io_option, json_option, labels_option, model_options,
+                      precision_options, weights_choice)
 
 
 @click.command()
@@ -20,8 +20,12 @@ from .options import (PRECISION_FLAGS, calib_samples_option, choose_precision, d
 @click.option("--qat", is_flag=True, help="Quantization-aware: wrap with tfmot, fine-tune on "
               "--data, convert to int8 without calibration.")
 @click.option("--qat-epochs", type=click.IntRange(min=0), default=1, show_default=True)
+@click.option("--distill", is_flag=True, help="With --qat: fine-tune the fake-quantized model "
+              "to give the float model's outputs on the --data images (knowledge "
+              "distillation; no labels needed: a folder of images from the target will do).")
 @weights_choice("auto")
 @data_option("calibration, QAT and accuracy")
+@labels_option
 @calib_samples_option
 @io_option("an int8 model")
 @click.option("--output", "-o", type=str, default=None,
@@ -34,8 +38,8 @@ from .options import (PRECISION_FLAGS, calib_samples_option, choose_precision, d
               "model is not integer-only and one XNNPACK partition.")
 @json_option("Print the report as JSON.")
 def convert(name, alpha, resolution, rho, num_classes, minimalistic, extra, int8, fp16, dynamic,
-            qat, qat_epochs, weights, data_dir, calib_samples, io_dtype, output, bn_init, strict,
-            as_json):
+            qat, qat_epochs, distill, weights, data_dir, labels, calib_samples, io_dtype, output,
+            bn_init, strict, as_json):
     """Build NAME and convert it to a validated .tflite with its model card."""
     precision = choose_precision(int8, fp16, dynamic, io_dtype,
                                  default="int8" if qat else "float32")
@@ -46,7 +50,8 @@ def convert(name, alpha, resolution, rho, num_classes, minimalistic, extra, int8
     report = run_convert(
         name, alpha=alpha, resolution=resolution, rho=rho, num_classes=num_classes,
         options=family_options(minimalistic, extra), precision=precision, qat=qat,
-        qat_epochs=qat_epochs, weights=weights, data_dir=data_dir, calib_samples=calib_samples,
+        qat_epochs=qat_epochs, distill=distill, weights=weights, data_dir=data_dir,
+        labels=labels, calib_samples=calib_samples,
         io_dtype=io_dtype, output=output, quiet=as_json, bn_init=bn_init, strict=strict)
     if as_json:
         click.echo(json.dumps({"path": report.path, **report.to_dict()}, indent=2))

@@ -8,9 +8,10 @@ import os
 import click
 
 from ..errors import EdgecnnError
-from .options import json_option
+from .options import json_option, labels_option
 
 KERAS_SUFFIXES = (".keras", ".h5")
+PER_CLASS_ROWS = 30  # more classes: the summary and the least accurate ones
 
 
 def _warn(message: str) -> None:
@@ -31,7 +32,10 @@ def _model_kind(path: str) -> str:
 @click.command("eval")
 @click.argument("model")
 @click.option("--data", "data_dir", required=True,
-              help="Labelled images: one sub-folder per class (named like the model's labels).")
+              help="Labelled images: one sub-folder per class (named like the model's labels "
+              "or by ImageNet WordNet id), or ImageNet-style {wnid}_*.jpg files with a "
+              "synsets.txt.")
+@labels_option
 @click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True,
               help="k of the top-k accuracy.")
 @click.option("--plot", type=str, default=None, metavar="PNG",
@@ -39,7 +43,7 @@ def _model_kind(path: str) -> str:
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
               help="LiteRT threads (.tflite).")
 @json_option("Print the metrics as JSON.")
-def eval_cmd(model, data_dir, top_k, plot, threads, as_json):
+def eval_cmd(model, data_dir, labels, top_k, plot, threads, as_json):
     """Top-1, top-k, per-class accuracy and confusion matrix of MODEL.tflite (no TensorFlow
     needed) or MODEL.keras on an image folder. Unreadable images are skipped and counted."""
     kind = _model_kind(model)
@@ -60,12 +64,13 @@ def eval_cmd(model, data_dir, top_k, plot, threads, as_json):
         if kind == "keras":
             from ..jobs.evaluate import evaluate_keras
 
-            result = evaluate_keras(model, data_dir, top_k=top_k, progress=progress)
+            result = evaluate_keras(model, data_dir, top_k=top_k, labels=labels,
+                                    progress=progress)
         else:
             from ..runtime.evaluate import evaluate_tflite
 
             result = evaluate_tflite(model, data_dir, top_k=top_k, threads=threads,
-                                     progress=progress)
+                                     labels=labels, progress=progress)
     if plot:
         from ..runtime.evaluate import plot_confusion
 
@@ -76,7 +81,8 @@ def eval_cmd(model, data_dir, top_k, plot, threads, as_json):
         if not as_json:
             _warn(message)
     if as_json:
-        summary = {k: v for k, v in result.items() if k not in ("predicted", "labels", "files")}
+        summary = {k: v for k, v in result.items()
+                   if k not in ("predicted", "labels", "files", "scores")}
         summary["skipped_count"] = len(result["skipped"])
         click.echo(json.dumps(summary, indent=2))
         return
@@ -98,17 +104,33 @@ def print_evaluation(result: dict, console=None) -> None:
     console.print(f"top-1 {result['top1']:.2f} % ({result['top1_correct']}/{result['samples']})"
                   f"   top-{k} {result['topk']:.2f} % ({result['topk_correct']}/"
                   f"{result['samples']})", highlight=False)
-    present = [c for c in result["per_class"] if c["samples"]]
+    reading = result.get("reading") or {}
+    console.print(f"classes: {result.get('label_mapping', '?')}; photos: shorter side resized "
+                  f"({reading.get('resize', 'bilinear')}), center crop "
+                  f"{reading.get('crop_fraction', 1.0):g}", highlight=False)
+    present = every = [c for c in result["per_class"] if c["samples"]]
+    if len(present) > PER_CLASS_ROWS:
+        worst = sorted((c for c in present if c["correct"] < c["samples"]),
+                       key=lambda c: (c["accuracy"], -c["samples"]))[:10]
+        console.print(f"per-class accuracy: {len(present)} classes, "
+                      f"{sum(c['correct'] == c['samples'] for c in present)} all right; "
+                      f"every class is in --json" + ("; the least accurate:" if worst else ""),
+                      highlight=False)
+        present = worst
     table = Table(title="per-class accuracy")
     for col, justify in (("class", "left"), ("images", "right"), ("correct", "right"),
                          ("accuracy", "right")):
         table.add_column(col, justify=justify)
     for c in present:
         table.add_row(c["name"], str(c["samples"]), str(c["correct"]), f"{c['accuracy']:.1f} %")
-    console.print(table)
-    confusion = result["confusion"]
-    shown = sorted({c["index"] for c in present}
-                   | {j for row in confusion for j, n in enumerate(row) if n})
+    if present:
+        console.print(table)
+    import numpy as np
+
+    from ..runtime.evaluate import confusion_matrix
+
+    confusion = confusion_matrix(result)
+    shown = sorted({c["index"] for c in every} | set(np.flatnonzero(confusion.sum(0))))
     if len(shown) > 15:
         console.print(f"confusion matrix: {len(shown)} classes, too many to print; see --json "
                       f"or --plot")

@@ -102,9 +102,20 @@ def io_option(what: str):
 # --- data and conversion -------------------------------------------------------------------
 
 def data_option(purpose: str):
-    """--data DIR: a labelled image folder (one sub-folder per class) for ``purpose``."""
+    """--data DIR: an image folder (``edgecnn.data.labelled`` layouts) for ``purpose``."""
     return click.option("--data", "data_dir", type=str, default=None,
-                        help=f"Image folder (one sub-folder per class) for {purpose}.")
+                        help=f"Image folder for {purpose}: one sub-folder per class, "
+                        f"ImageNet-style {{wnid}}_*.jpg files with a synsets.txt, or (for "
+                        f"calibration and --distill) images without classes.")
+
+
+#: --labels: how a data folder's classes map onto the model's outputs.
+labels_option = click.option(
+    "--labels", "labels", default="auto", show_default=True, metavar="auto|imagenet|FILE",
+    help="How the data's classes map onto the model's outputs: imagenet (WordNet ids onto the "
+    "1000 ImageNet-1k classes), a text file (one class per line, in output order), or auto "
+    "(the folder's synsets.txt, ImageNet for WordNet ids and a 1000-class model, the model "
+    "card's labels, else the sorted folder names).")
 
 
 WEIGHTS_HELP = ("auto: pretrained ImageNet weights where the configuration has them, else "

@@ -256,7 +256,9 @@ def convert(model, output_path, precision: str = "float32", representative_data=
                 "scale": float(out_detail["quantization"][0]),
                 "zero_point": int(out_detail["quantization"][1]),
                 "meaning": "logits: apply softmax for probabilities"},
-        preprocessing={"inside_model": True, **(pre.as_dict() if pre else {})},
+        preprocessing={"inside_model": True, **(pre.as_dict() if pre else {}),
+                       **({"crop_fraction": pre.crop_fraction(int(inp["shape"][1]))}
+                          if pre else {})},
         size_bytes=0, ops=analysis["ops"], all_int8=analysis["all_int8"]
         if precision == "int8" else None,
         float_ops=analysis["float_ops"], xnnpack_partitions=analysis["xnnpack_partitions"],

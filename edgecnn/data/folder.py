@@ -4,6 +4,7 @@ Only numpy and Pillow: usable for calibration and evaluation on a small install.
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -49,32 +50,57 @@ def list_image_files(root: str) -> tuple[list[tuple[str, int]], list[str]]:
     return files, classes
 
 
-def load_image(path: str, size: int) -> np.ndarray:
-    """Resize the shorter side to ``size`` and center-crop a square: uint8 RGB."""
+def check_reading(crop: float = 1.0, resize: str = "bilinear") -> tuple[float, str]:
+    """A (crop fraction, resize filter) pair, checked: 0 < crop <= 1, a known filter."""
+    try:
+        crop = float(crop)
+    except (TypeError, ValueError):
+        crop = float("nan")
+    if not 0.0 < crop <= 1.0:
+        raise EdgecnnError(f"crop fraction {crop} is not in (0, 1]; 0.875 reads a 224 input "
+                           f"from the center of a 256 resize, 1.0 the whole shorter side")
+    if resize not in RESIZE_FILTERS:
+        raise EdgecnnError(f"resize filter {resize!r} is unknown; use "
+                           f"{' or '.join(RESIZE_FILTERS)}")
+    return crop, resize
+
+
+#: Resize filters by name (Pillow's; both antialias when shrinking, as torchvision's do).
+RESIZE_FILTERS = ("bilinear", "bicubic")
+
+
+def load_image(path: str, size: int, crop: float = 1.0, resize: str = "bilinear") -> np.ndarray:
+    """A photo as the ``size`` x ``size`` uint8 RGB input: the shorter side resized to
+    ``floor(size / crop)`` with the ``resize`` filter, then the centered square cropped
+    (crop 0.875 at 224: resize to 256, crop 224, as torchvision's and timm's evaluation;
+    crop 1.0: the whole shorter side, as edgecnn's training pipeline)."""
+    crop, resize = check_reading(crop, resize)
     Image = pil_image()
+    scaled = max(size, int(math.floor(size / crop + 1e-6)))
+    flt = Image.BICUBIC if resize == "bicubic" else Image.BILINEAR
     try:
         with Image.open(path) as im:
             im = im.convert("RGB")
             w, h = im.size
-            scale = size / min(w, h)
-            im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))),
-                           Image.BILINEAR)
+            scale = scaled / min(w, h)
+            im = im.resize((max(scaled, round(w * scale)), max(scaled, round(h * scale))), flt)
             w, h = im.size
             left, top = (w - size) // 2, (h - size) // 2
             return np.asarray(im.crop((left, top, left + size, top + size)), dtype=np.uint8)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise EdgecnnError(f"cannot read image {path}: {exc}; remove it or replace it with a "
                            f"valid jpg/png") from None
 
 
 def load_image_folder(root: str, size: int, limit: int | None = None,
-                      seed: int = 0) -> ImageFolder:
-    """Images of ``root`` (a random, class-mixed subset of ``limit`` when given)."""
+                      seed: int = 0, crop: float = 1.0, resize: str = "bilinear") -> ImageFolder:
+    """Images of ``root`` (a random, class-mixed subset of ``limit`` when given), read as
+    :func:`load_image` reads them."""
     files, classes = list_image_files(root)
     if limit is not None and limit < len(files):
         order = np.random.default_rng(seed).permutation(len(files))[:limit]
         files = [files[i] for i in sorted(order)]
-    images = np.stack([load_image(path, size) for path, _ in files])
+    images = np.stack([load_image(path, size, crop, resize) for path, _ in files])
     labels = np.array([label for _, label in files], dtype=np.int64)
     return ImageFolder(images, labels, classes, [path for path, _ in files])
 

@@ -26,22 +26,27 @@ def _warn(message: str, quiet: bool) -> None:
 
 
 def run_convert(name, *, alpha=1.0, resolution=None, rho=None, num_classes=1000, options=None,
-                precision="float32", qat=False, qat_epochs=1, weights="auto", data_dir=None,
-                calib_samples=200, io_dtype=None, output=None, quiet=False, bn_init=True,
-                strict=False):
+                precision="float32", qat=False, qat_epochs=1, distill=False, weights="auto",
+                data_dir=None, labels="auto", calib_samples=200, io_dtype=None, output=None,
+                quiet=False, bn_init=True, strict=False):
     """Everything ``edgecnn convert`` does; returns the ConversionReport.
 
     weights: "auto" (ImageNet weights where the catalog has them, else random with a
     warning), "imagenet", "none" or a path (see ``create_model``).
+    data_dir: images for calibration, QAT and validation (``edgecnn.data.labelled``
+    layouts; ``labels`` maps their classes onto the outputs, see ``label_space``). Photos
+    are read as the weights were evaluated (their crop fraction and resize filter).
+    distill: QAT learns the float model's outputs on the images (no labels needed)
+    instead of the labels.
     bn_init: when the model's weights are random (``weights="none"``, or "auto" without
     published weights), set the BatchNorm statistics from the calibration images first
     (``models.init``), so the network's activations, int8 scales and graph are those of a
     trained network of the same shape. strict: see ``edgecnn.convert``."""
     from ..utils.files import check_output_path
     from ..converters.convert import convert, weights_are_random
-    from ..converters.qat import calibrate_ranges, fine_tune, quantize_aware
-    from ..data import load_image_folder, synthetic_images
-    from ..data.folder import list_image_files
+    from ..converters.qat import calibrate_ranges, quantize_aware
+    from ..data import synthetic_images
+    from ..data.labelled import label_space, load_images, scan
     from ..models import create_model, get_model_spec
     from ..models.registry import check_alpha, resolve_input_size
     from ..utils.progress import Progress
@@ -53,29 +58,44 @@ def run_convert(name, *, alpha=1.0, resolution=None, rho=None, num_classes=1000,
     output = check_output_path(output or default_output(name, alpha, size, precision, qat))
     if not output.endswith(".tflite"):
         raise EdgecnnError(f"output {output} should end in .tflite")
-    classes = None
+    if distill and not qat:
+        raise EdgecnnError("--distill is a way of QAT fine-tuning: add --qat")
+    tune = qat and qat_epochs > 0 and data_dir is not None
+    dataset = None
     if data_dir is not None:
-        _, classes = list_image_files(data_dir)  # fails fast on a bad folder
-        if qat and qat_epochs > 0 and num_classes == 1000 and len(classes) != 1000:
-            if _imagenet_requested(weights, name, alpha, size, options):
-                raise EdgecnnError(f"--weights {weights} gives ImageNet weights with 1000 "
-                                   f"classes but {data_dir} has {len(classes)}; fine-tune with "
-                                   f"--weights none or pass data with the ImageNet classes")
-            num_classes = len(classes)
+        dataset = scan(data_dir)  # fails fast on a bad folder
+        if tune and not distill:
+            num_classes = _fine_tune_classes(dataset, num_classes, labels, weights, name,
+                                             alpha, size, options, data_dir)
+    elif distill:
+        raise EdgecnnError("--distill learns from the float model on images: give --data DIR "
+                           "(any images of the target, no labels needed)")
     model = create_model(name, alpha=alpha, input_size=size, num_classes=num_classes,
                          weights=weights, **options)
-    labels = classes if classes is not None and len(classes) == num_classes else None
+    crop = model.edgecnn.preprocessing.crop_fraction(size)
+    resize = model.edgecnn.preprocessing.resize
+    space = None
+    if dataset is not None and dataset.labelled:
+        try:
+            space = label_space(dataset, num_classes, labels)
+        except EdgecnnError:
+            if labels != "auto" or (tune and not distill):
+                raise
+    if tune and not distill and space is None:
+        raise EdgecnnError(f"QAT fine-tuning needs labelled images and {data_dir} has none; "
+                           f"add --distill to learn from the float model instead")
 
     with Progress(quiet, stderr=False) as bar:  # the report's stream, as always
         data = eval_labels = None
-        if data_dir is not None:
+        if dataset is not None:
             source = "image folder"
-            sample = load_image_folder(data_dir, size, limit=calib_samples)
+            sample = load_images(dataset, size, space=space, limit=calib_samples, crop=crop,
+                                 resize=resize)
             calibration = sample.images
-            if labels is not None:
+            if space is not None:
                 eval_labels = sample.labels
-            if qat and qat_epochs > 0:  # fine-tuning uses the whole folder
-                data = load_image_folder(data_dir, size)
+            if tune:  # fine-tuning uses the whole folder
+                data = load_images(dataset, size, space=space, crop=crop, resize=resize)
         else:
             source = "synthetic"
             calibration = synthetic_images(max(16, min(calib_samples, 64)), size)
@@ -87,23 +107,10 @@ def run_convert(name, *, alpha=1.0, resolution=None, rho=None, num_classes=1000,
                                                                        source)
 
         if qat:
+            teacher = _deployable(model) if distill else None
             model = quantize_aware(model)
             if data is not None:
-                from .._keras import keras
-
-                steps = qat_epochs * -(-len(data.images) // 16)
-                advance = bar.task(f"QAT fine-tuning ({qat_epochs} epoch(s))", steps)
-
-                class Bar(keras.callbacks.Callback):
-                    def on_train_begin(self, logs=None):
-                        self.done = 0
-
-                    def on_train_batch_end(self, batch, logs=None):
-                        self.done += 1
-                        advance(self.done, steps)
-
-                fine_tune(model, data.images, data.labels, epochs=qat_epochs,
-                          callbacks=[Bar()])
+                model_info["qat"] = _qat_fine_tune(model, data, qat_epochs, bar, teacher)
             else:
                 calibrate_ranges(model, calibration)
                 if data_dir is None:
@@ -115,11 +122,72 @@ def run_convert(name, *, alpha=1.0, resolution=None, rho=None, num_classes=1000,
                        representative_data=calibration if precision == "int8" and not qat
                        else None,
                        io_dtype=io_dtype, validation_data=calibration,
-                       validation_labels=eval_labels, labels=labels,
+                       validation_labels=eval_labels,
+                       labels=space.names if space is not None else None,
                        calibration_source=source,
                        validation_source=f"{source} images" + (" (labelled)" if eval_labels
                                                                 is not None else ""),
                        strict=strict, model_info=model_info, progress=advance)
+
+
+def _fine_tune_classes(dataset, num_classes, labels, weights, name, alpha, size, options,
+                       data_dir) -> int:
+    """The class count labelled QAT fine-tunes to: the data's own classes, unless they are
+    (or are mapped onto) the model's 1000 ImageNet classes."""
+    from ..data.labelled import label_space
+
+    if not dataset.labelled:
+        raise EdgecnnError(f"QAT fine-tuning needs labelled images and {data_dir} has none; "
+                           f"add --distill to learn from the float model instead")
+    if num_classes != 1000:
+        return num_classes
+    try:
+        label_space(dataset, 1000, labels)
+        return 1000  # WordNet ids, a synsets.txt or a class list onto the 1000 outputs
+    except EdgecnnError:
+        if labels != "auto":
+            raise
+    classes = dataset.classes
+    if len(classes) != 1000 and _imagenet_requested(weights, name, alpha, size, options):
+        raise EdgecnnError(f"--weights {weights} gives ImageNet weights with 1000 "
+                           f"classes but {data_dir} has {len(classes)}; fine-tune with "
+                           f"--weights none, pass data with the ImageNet classes, or "
+                           f"--distill (no labels)")
+    return len(classes)
+
+
+def _deployable(model):
+    from ..converters.deploy import deployable
+
+    return deployable(model)
+
+
+def _qat_fine_tune(model, data, epochs: int, bar, teacher=None) -> dict:
+    """Labelled QAT fine-tuning, or distillation from ``teacher``; what the card records."""
+    from .._keras import keras
+    from ..converters.qat import distill, fine_tune
+
+    steps = epochs * -(-len(data.images) // 16)
+    what = "distilling from the float model" if teacher is not None else "fine-tuning"
+    advance = bar.task(f"QAT {what} ({epochs} epoch(s))", steps)
+
+    class Bar(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.done = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.done += 1
+            advance(self.done, steps)
+
+    if teacher is not None:
+        history = distill(model, teacher, data.images, epochs=epochs, callbacks=[Bar()])
+    else:
+        history = fine_tune(model, data.images, data.labels, epochs=epochs, callbacks=[Bar()])
+    record = {"mode": "distillation (float teacher, no labels)" if teacher is not None
+              else "labels", "images": int(len(data.images)), "epochs": int(epochs)}
+    for key, values in history.history.items():
+        record[f"final_{key}"] = round(float(values[-1]), 4)
+    return record
 
 
 def _imagenet_requested(weights, name: str, alpha: float, size: int, options: dict) -> bool:

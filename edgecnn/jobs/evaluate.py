@@ -59,21 +59,40 @@ def pixel_scores(model, preprocessing: Preprocessing | None, batch_size: int = 3
     return run
 
 
-def evaluate_keras(path: str, data_dir: str, *, top_k: int = 5, progress=None) -> dict:
-    """Metrics of a saved Keras model on ``data_dir``. Class names: the ``labels`` of a JSON
-    beside the model when it has them, else the folder's sorted sub-folders (as training
-    numbers them, so their count must match the model's outputs)."""
+def reading(model, path: str | None = None) -> tuple[float, str]:
+    """(crop fraction, resize filter) to read photos for ``model``: its build record's
+    evaluation crop at its input size, else a model card beside the file, else (1.0,
+    "bilinear") (edgecnn's training pipeline)."""
+    from ..data.folder import check_reading
+
+    config = getattr(model, "edgecnn", None)
+    if config is not None:
+        return check_reading(config.preprocessing.crop_fraction(int(model.input_shape[1])),
+                             config.preprocessing.resize)
+    pre = _sidecar(path).get("preprocessing") if path else None
+    if isinstance(pre, dict):
+        return check_reading(pre.get("crop_fraction") or 1.0, pre.get("resize") or "bilinear")
+    return 1.0, "bilinear"
+
+
+def evaluate_keras(path: str, data, *, top_k: int = 5, labels: str = "auto",
+                   progress=None) -> dict:
+    """Metrics of a saved Keras model on ``data`` (a folder or a scanned Dataset; see
+    ``runtime.evaluate.evaluate_folder``). The model's class names: the ``labels`` of a
+    JSON beside it when it has them."""
     model = load_model(path)
     shape = model.input_shape
     if len(shape) != 4 or shape[-1] != 3 or shape[1] is None or shape[1] != shape[2]:
         raise EdgecnnError(f"{path} takes input {shape}; edgecnn evaluates square RGB image "
                            f"models (None, size, size, 3)")
     num_outputs = int(np.prod(model.output_shape[1:]))
-    labels = _sidecar(path).get("labels")
-    class_names = [str(x) for x in labels] if isinstance(labels, list) and \
-        len(labels) == num_outputs else None
+    names = _sidecar(path).get("labels")
+    class_names = [str(x) for x in names] if isinstance(names, list) and \
+        len(names) == num_outputs else None
     run = pixel_scores(model, input_preprocessing(model, path))
-    result = evaluate_folder(run, data_dir, int(shape[1]), class_names, num_outputs,
-                             top_k=top_k, progress=progress)
+    crop, resize = reading(model, path)
+    result = evaluate_folder(run, data, int(shape[1]), class_names, num_outputs,
+                             top_k=top_k, labels=labels, crop=crop, resize=resize,
+                             progress=progress)
     return {"model": os.path.abspath(path), "format": "keras",
             "precision": "float32 (QAT)" if is_qat(model) else "float32", **result}

@@ -82,8 +82,11 @@ class _Source:
     family's); ``convert_to``: where to cache the imported weights as a keras .h5."""
 
     def __init__(self, label=None, h5=None, plan=None, new_classifier=False, needs=None,
-                 preprocessing=None, convert_to=None, what=None):
+                 preprocessing=None, convert_to=None, what=None, evaluation=None):
         self.label, self.h5, self.plan, self.new_classifier = label, h5, plan, new_classifier
+        # a catalog entry's own evaluation crop and filter (torchvision's per-weights
+        # transforms), over the layout's or the family's
+        self.evaluation = dict(evaluation or {})
         self.needs = dict(plan.options if plan is not None else needs or {})
         self.preprocessing = plan.preprocessing if plan is not None else preprocessing
         self.convert_to = convert_to
@@ -101,6 +104,11 @@ class _Source:
             model.edgecnn = replace(model.edgecnn, weights=self.label)
         if self.preprocessing is not None:
             model.edgecnn = replace(model.edgecnn, preprocessing=self.preprocessing)
+        if self.evaluation:
+            model.edgecnn = replace(model.edgecnn, preprocessing=replace(
+                model.edgecnn.preprocessing, crop=self.evaluation.get("crop"),
+                crop_padding=self.evaluation.get("crop_padding"),
+                resize=self.evaluation.get("resize", "bilinear")))
 
     def _cache_converted(self, model) -> None:
         """The imported weights as a keras .h5 in the cache, so the next build loads them by
@@ -141,8 +149,10 @@ def _weights_source(spec, weights, alpha, size, options, num_classes, include_to
                       f"says so without this warning)", EdgecnnWarning, stacklevel=3)
         return _Source("random")
     label = f"imagenet:{entry.source}"
+    evaluation = {k: entry.preprocessing[k] for k in ("crop", "crop_padding", "resize")
+                  if k in entry.preprocessing}
     if entry.layout == "keras":
-        return _Source(label, h5=path, new_classifier=new_classifier)
+        return _Source(label, h5=path, new_classifier=new_classifier, evaluation=evaluation)
     import os
 
     from .pretrained.importer import plan_import
@@ -153,8 +163,9 @@ def _weights_source(spec, weights, alpha, size, options, num_classes, include_to
         layout = BY_NAME[entry.layout]
         return _Source(label, h5=converted, new_classifier=new_classifier,
                        needs=layout.options, preprocessing=layout.preprocessing_for(spec.name),
-                       what=f"{path} ({layout.name})")
-    return _Source(label, plan=plan_import(path, spec.name, entry.layout), convert_to=converted)
+                       what=f"{path} ({layout.name})", evaluation=evaluation)
+    return _Source(label, plan=plan_import(path, spec.name, entry.layout), convert_to=converted,
+                   evaluation=evaluation)
 
 
 def _file_source(spec, path: str) -> _Source:

@@ -22,12 +22,21 @@ from ..errors import EdgecnnError
 @dataclass(frozen=True)
 class Preprocessing:
     """What a network expects of its input: RGB pixels in ``input_range`` (a camera frame
-    gives 0-255), normalized per channel as ``(pixel - mean) / std``."""
+    gives 0-255), normalized per channel as ``(pixel - mean) / std``; and how a photo
+    becomes the input square for evaluation: the shorter side resized (``resize``:
+    "bilinear" or "bicubic") so that a centered square of ``crop`` of it is the input
+    (torchvision's and timm's ``crop_pct``; 0.875 = resize to 256, crop 224), or, with
+    ``crop_padding`` P, a crop of size / (size + P) (the TensorFlow EfficientNet reference's
+    ``CROP_PADDING = 32``). Neither: the whole shorter side (crop 1.0, edgecnn's training
+    pipeline)."""
 
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     input_range: tuple[float, float] = (0.0, 255.0)
     description: str = ""
+    crop: float | None = None
+    crop_padding: int | None = None
+    resize: str = "bilinear"
 
     def apply(self, pixels):
         """Normalize an array of RGB pixels (last axis = channels) to float32."""
@@ -38,19 +47,45 @@ class Preprocessing:
         # x / std - mean / std: for the MobileNets' 127.5 this is keras' x / 127.5 - 1 op by op
         return x / std - np.asarray(self.mean, np.float32) / std
 
+    def crop_fraction(self, size: int) -> float:
+        """The share of the resized image's shorter side that the ``size`` input keeps."""
+        if self.crop is not None:
+            return float(self.crop)
+        if self.crop_padding is not None:
+            return round(size / (size + self.crop_padding), 6)
+        return 1.0
+
+    def without_crop(self) -> "Preprocessing":
+        """The same normalization, read as edgecnn's training pipeline reads (crop 1.0)."""
+        from dataclasses import replace
+
+        return replace(self, crop=None, crop_padding=None, resize="bilinear")
+
     def output_range(self) -> tuple[float, float]:
         lo, hi = self.input_range
         return (min((lo - m) / s for m, s in zip(self.mean, self.std)),
                 max((hi - m) / s for m, s in zip(self.mean, self.std)))
 
     def as_dict(self) -> dict:
-        return {"input_range": list(self.input_range), "mean": list(self.mean),
-                "std": list(self.std), "description": self.description}
+        out = {"input_range": list(self.input_range), "mean": list(self.mean),
+               "std": list(self.std), "description": self.description, "resize": self.resize}
+        if self.crop is not None:
+            out["crop"] = self.crop
+        if self.crop_padding is not None:
+            out["crop_padding"] = self.crop_padding
+        return out
 
     @classmethod
     def from_dict(cls, data: dict) -> "Preprocessing":
         return cls(tuple(data["mean"]), tuple(data["std"]),
-                   tuple(data.get("input_range") or (0.0, 255.0)), data.get("description", ""))
+                   tuple(data.get("input_range") or (0.0, 255.0)), data.get("description", ""),
+                   data.get("crop"), data.get("crop_padding"), data.get("resize") or "bilinear")
+
+    def with_eval(self, crop: float | None = None, crop_padding: int | None = None,
+                  resize: str = "bilinear") -> "Preprocessing":
+        from dataclasses import replace
+
+        return replace(self, crop=crop, crop_padding=crop_padding, resize=resize)
 
 
 #: Inputs scaled to [-1, 1]: (x - 127.5) / 127.5 (the TF-slim / keras MobileNets).
@@ -62,6 +97,17 @@ MINUS_ONE_TO_ONE = Preprocessing((127.5,) * 3, (127.5,) * 3,
 IMAGENET_MEAN_STD = Preprocessing(
     (0.485 * 255, 0.456 * 255, 0.406 * 255), (0.229 * 255, 0.224 * 255, 0.225 * 255),
     description="RGB 0-255 normalized with the ImageNet mean and std: (x - mean) / std")
+
+# A family's preprocessing has no evaluation crop: random weights, and weights trained by
+# edgecnn's pipeline, read the whole shorter side. ImageNet weights say how their publisher
+# evaluated them (the catalog's entries, the importer's layouts):
+#: TF-slim's ``preprocess_for_eval`` (keras.applications' MobileNets and Xception) and
+#: torchvision's ``ImageClassification`` preset: resize 256, center crop 224, bilinear.
+CENTER_CROP_0875 = {"crop": 0.875, "resize": "bilinear"}
+
+#: The TensorFlow EfficientNet reference's evaluation (preprocessing.py,
+#: ``_decode_and_center_crop``: a center crop of size / (size + 32), bicubic resize).
+TF_EFFICIENTNET_EVAL = {"crop_padding": 32, "resize": "bicubic"}
 
 
 @dataclass(frozen=True)

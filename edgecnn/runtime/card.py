@@ -97,14 +97,27 @@ class TensorInfo(_Record):
 class CardPreprocessing(_Record):
     """How raw RGB pixels (0-255) become what the network computes on. Every model edgecnn
     converts normalizes inside its graph (``inside_model``); ``mean``/``std`` say what that
-    normalization is (per channel, in 0-255 terms)."""
+    normalization is (per channel, in 0-255 terms). How a photo becomes the input square:
+    the shorter side resized (``resize``, a filter) so that the centered input keeps
+    ``crop_fraction`` of it (0.875: resize to 256, crop 224); cards without it: 1.0."""
 
     inside_model: bool | None = None
     input_range: list | None = None
     mean: list | None = None
     std: list | None = None
     description: str | None = None
+    crop: float | None = None
+    crop_padding: int | None = None
+    crop_fraction: float | None = None
+    resize: str | None = None
     extra: dict = field(default_factory=dict)
+
+    def reading(self) -> tuple[float, str]:
+        """(crop fraction, resize filter) to read photos with, checked."""
+        from ..data.folder import check_reading
+
+        return check_reading(self.crop_fraction if self.crop_fraction is not None else 1.0,
+                             self.resize or "bilinear")
 
 
 @dataclass

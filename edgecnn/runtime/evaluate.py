@@ -12,12 +12,14 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..data.folder import list_image_files, load_image, pil_image
+from ..data.folder import load_image, pil_image
+from ..data.labelled import Dataset, label_space, scan
 from ..errors import EdgecnnError, MissingExtraError
 from . import tflite as rt
 from .card import ModelCard
 
 CHUNK = 32  # images loaded and run at a time: memory stays flat on large folders
+DENSE_CONFUSION = 100  # classes up to which the confusion matrix is reported whole
 
 
 # --- metrics ------------------------------------------------------------------------------
@@ -31,7 +33,9 @@ def classification_metrics(scores: np.ndarray, labels: np.ndarray, class_names: 
     """Metrics of ``scores`` (N, K logits or probabilities) against class indices ``labels``.
 
     Percentages are rounded to 2 decimals; the counts behind them are reported too.
-    ``confusion[i][j]`` counts images of class i predicted as class j (rows: truth).
+    ``confusion[i][j]`` counts images of class i predicted as class j (rows: truth); with
+    more than ``DENSE_CONFUSION`` classes only its non-zero cells, as ``confusion_pairs``
+    ``[i, j, count]`` (see :func:`confusion_matrix`).
     """
     scores = np.asarray(scores, np.float32)
     labels = np.asarray(labels, np.int64)
@@ -53,47 +57,40 @@ def classification_metrics(scores: np.ndarray, labels: np.ndarray, class_names: 
         per_class.append({"index": index, "name": name, "samples": samples, "correct": correct,
                           "accuracy": _percent(correct, samples) if samples else None})
     top1_correct = int(np.trace(confusion))
+    if k_classes <= DENSE_CONFUSION:
+        table = {"confusion": confusion.tolist()}
+    else:  # ImageNet's 1000 x 1000 would be megabytes of zeros
+        rows, cols = np.nonzero(confusion)
+        table = {"confusion_pairs": [[int(i), int(j), int(confusion[i, j])]
+                                     for i, j in zip(rows, cols)]}
     return {"samples": int(n), "top1": _percent(top1_correct, n), "top1_correct": top1_correct,
             "top_k": k, "topk": _percent(int(in_top_k.sum()), n),
             "topk_correct": int(in_top_k.sum()), "class_names": list(class_names),
-            "per_class": per_class, "confusion": confusion.tolist(),
+            "per_class": per_class, **table,
             "predicted": predicted.tolist(), "labels": labels.tolist()}
 
 
-# --- class names ----------------------------------------------------------------------------
-
-def map_folder_classes(folder_classes: list[str], model_classes: list[str] | None,
-                       num_outputs: int, data_dir: str) -> list[int]:
-    """The model's output index of each of the folder's classes.
-
-    With the model's class names (a card's ``labels``): matched by name, so a folder may hold
-    a subset of the classes. Without: the sorted sub-folders are the classes in order (how
-    ``edgecnn convert --data`` and training number them), so their count must match.
-    """
-    if model_classes is not None:
-        where = {name: i for i, name in enumerate(model_classes)}
-        unknown = [c for c in folder_classes if c not in where]
-        if unknown:
-            shown = ", ".join(model_classes[:10]) + (", ..." if len(model_classes) > 10 else "")
-            raise EdgecnnError(f"{data_dir} has class folders the model does not know: "
-                               f"{', '.join(unknown[:5])}; the model's classes are {shown}")
-        return [where[c] for c in folder_classes]
-    if len(folder_classes) != num_outputs:
-        raise EdgecnnError(f"{data_dir} has {len(folder_classes)} class folders but the model "
-                           f"has {num_outputs} outputs and no class names; give the folder "
-                           f"the model was trained on (sorted sub-folders = class order)")
-    return list(range(num_outputs))
+def confusion_matrix(result: dict) -> np.ndarray:
+    """The dense confusion matrix of a metrics dict (from ``confusion`` or its pairs)."""
+    if "confusion" in result:
+        return np.asarray(result["confusion"], np.int64)
+    k = len(result["class_names"])
+    matrix = np.zeros((k, k), np.int64)
+    for i, j, count in result.get("confusion_pairs", []):
+        matrix[i, j] = count
+    return matrix
 
 
 # --- running over a folder ------------------------------------------------------------------
 
-def read_folder_images(files: list[tuple[str, int]], size: int):
+def read_folder_images(files: list[tuple[str, int]], size: int, crop: float = 1.0,
+                       resize: str = "bilinear"):
     """Yield (images, labels, good_files, skipped_files) chunks; unreadable files are skipped."""
     for start in range(0, len(files), CHUNK):
         images, labels, good, skipped = [], [], [], []
         for path, label in files[start:start + CHUNK]:
             try:
-                images.append(load_image(path, size))
+                images.append(load_image(path, size, crop, resize))
             except EdgecnnError:
                 skipped.append(path)
                 continue
@@ -102,41 +99,47 @@ def read_folder_images(files: list[tuple[str, int]], size: int):
         yield images, labels, good, skipped
 
 
-def evaluate_folder(run: Callable[[np.ndarray], np.ndarray], data_dir: str, size: int,
+def evaluate_folder(run: Callable[[np.ndarray], np.ndarray], data, size: int,
                     class_names: list[str] | None, num_outputs: int, *, top_k: int = 5,
+                    labels: str = "auto", crop: float = 1.0, resize: str = "bilinear",
                     progress: Callable[[int, int], None] | None = None) -> dict:
     """Run ``run`` (uint8 pixels (n, size, size, 3) -> scores (n, K)) over the labelled
-    images of ``data_dir`` (one sub-folder per class) and compute the metrics.
+    images of ``data`` (a folder path or a scanned :class:`~edgecnn.data.labelled.Dataset`)
+    and compute the metrics.
 
-    Unreadable or corrupt files are skipped and listed under ``skipped``; an error when no
-    image is usable. ``class_names``: the model's (None: the folder's, in sorted order).
+    ``class_names``: the model's (a card's labels; None: unknown); ``labels``: how the
+    data's classes map onto the outputs (``edgecnn.data.labelled.label_space``). Photos are
+    read with the model's ``crop`` fraction and ``resize`` filter. Unreadable or corrupt
+    files are skipped and listed under ``skipped``; an error when no image is usable.
     """
     pil_image()
-    files, folder_classes = list_image_files(data_dir)
-    index = map_folder_classes(folder_classes, class_names, num_outputs, data_dir)
-    files = [(path, index[label]) for path, label in files]
-    names = list(class_names) if class_names is not None else list(folder_classes)
+    dataset = data if isinstance(data, Dataset) else scan(data)
+    space = label_space(dataset, num_outputs, labels, class_names)
+    files = [(path, space.index[key]) for path, key in zip(dataset.files, dataset.keys)]
     all_scores, all_labels, good, skipped = [], [], [], []
     done = 0
-    for images, labels, ok, bad in read_folder_images(files, size):
+    for images, chunk_labels, ok, bad in read_folder_images(files, size, crop, resize):
         if images:
             scores = np.asarray(run(np.stack(images)), np.float32)
             all_scores.append(scores.reshape(len(images), -1))
-            all_labels.extend(labels)
+            all_labels.extend(chunk_labels)
         good.extend(ok)
         skipped.extend(bad)
         done += len(ok) + len(bad)
         if progress:
             progress(done, len(files))
     if not good:
-        raise EdgecnnError(f"no usable images in {data_dir}: all {len(files)} files failed to "
-                           f"read (first: {skipped[0]}); replace them with valid jpg/png files")
+        raise EdgecnnError(f"no usable images in {dataset.root}: all {len(files)} files failed "
+                           f"to read (first: {skipped[0]}); replace them with valid jpg/png "
+                           f"files")
     scores = np.concatenate(all_scores)
     if scores.shape[1] != num_outputs:
         raise EdgecnnError(f"the model gave {scores.shape[1]} scores per image, expected "
                            f"{num_outputs}")
-    metrics = classification_metrics(scores, np.array(all_labels), names, top_k)
-    return {"data": os.path.abspath(data_dir), "files": good, "skipped": skipped, **metrics}
+    metrics = classification_metrics(scores, np.array(all_labels), space.names, top_k)
+    return {"data": os.path.abspath(dataset.root), "layout": dataset.layout,
+            "label_mapping": space.how, "reading": {"crop_fraction": crop, "resize": resize},
+            "files": good, "skipped": skipped, "scores": scores, **metrics}
 
 
 # --- the .tflite side ------------------------------------------------------------------------
@@ -163,6 +166,7 @@ class TfliteModel:
             raise EdgecnnError(f"{path}'s card says {self.card.input.dtype} input, the model "
                                f"takes {self.spec['dtype']}; re-convert the model")
         self.class_names = self.card.class_names(self.num_outputs, path)
+        self.crop, self.resize = self.card.preprocessing.reading()
 
     def labels(self) -> list[str]:
         """The card's class names, else the output indices as text."""
@@ -172,14 +176,20 @@ class TfliteModel:
         return rt.run_logits(self.interpreter, pixels, self.path,
                              lambda x: self.card.pixels_to_input(x, self.path))
 
+    def read(self, path: str) -> np.ndarray:
+        """An image file as this model's input pixels (its card's crop and filter)."""
+        return load_image(path, self.size, self.crop, self.resize)
 
-def evaluate_tflite(path: str, data_dir: str, *, top_k: int = 5, threads: int = 1,
+
+def evaluate_tflite(path: str, data, *, top_k: int = 5, threads: int = 1,
+                    labels: str = "auto",
                     progress: Callable[[int, int], None] | None = None) -> dict:
-    """Metrics of a .tflite on ``data_dir`` (one sub-folder per class, named like the card's
-    labels; without labels the sorted sub-folders are the classes in order)."""
+    """Metrics of a .tflite on ``data`` (a folder or a scanned Dataset; see
+    ``evaluate_folder``), its photos read with the card's crop and filter."""
     model = TfliteModel(path, threads=threads)
-    result = evaluate_folder(model.logits, data_dir, model.size, model.class_names,
-                             model.num_outputs, top_k=top_k, progress=progress)
+    result = evaluate_folder(model.logits, data, model.size, model.class_names,
+                             model.num_outputs, top_k=top_k, labels=labels, crop=model.crop,
+                             resize=model.resize, progress=progress)
     return {"model": os.path.abspath(path), "format": "tflite",
             "precision": model.card.precision, **result}
 
@@ -200,7 +210,7 @@ def plot_confusion(result: dict, output: str) -> str:
             from None
     import io
 
-    confusion = np.asarray(result["confusion"])
+    confusion = confusion_matrix(result)
     keep = np.flatnonzero(confusion.sum(0) + confusion.sum(1))
     cm = confusion[np.ix_(keep, keep)]
     names = [result["class_names"][i] for i in keep]

@@ -6,7 +6,6 @@ import os
 
 import numpy as np
 
-from ..data.folder import load_image
 from ..errors import EdgecnnError
 from ..data.folder import pil_image
 from .evaluate import TfliteModel
@@ -17,7 +16,8 @@ def predict_images(model_path: str, images: list[str], *, top_k: int = 5,
                    threads: int = 1) -> list[dict]:
     """For each image file: its ``top_k`` classes as ``{"label", "index", "score"}`` (score:
     softmax probability), best first. Images are resized (shorter side) and center-cropped
-    to the model's input like ``edgecnn eval`` and ``edgecnn convert --data`` read them."""
+    to the model's input with its card's crop fraction and filter, as ``edgecnn eval``
+    reads them."""
     if not images:
         raise EdgecnnError("no images given: edgecnn predict MODEL.tflite IMAGE [IMAGE ...]")
     if int(top_k) < 1:
@@ -31,7 +31,7 @@ def predict_images(model_path: str, images: list[str], *, top_k: int = 5,
     k = min(int(top_k), model.num_outputs)
     results = []
     for path in images:
-        pixels = load_image(path, model.size)[None]
+        pixels = model.read(path)[None]
         probabilities = softmax(model.logits(pixels))[0]
         order = np.argsort(-probabilities, kind="stable")[:k]
         results.append({"image": path, "top": [

@@ -42,6 +42,10 @@ def build_float(config: TrainConfig, num_classes: int, like=None):
     if like is not None:
         model.edgecnn = replace(model.edgecnn, preprocessing=like.preprocessing,
                                 weights=like.weights)
+    # validated (and so to be evaluated) as the training pipeline reads images: the whole
+    # shorter side, not the ImageNet weights' evaluation crop
+    model.edgecnn = replace(model.edgecnn,
+                            preprocessing=model.edgecnn.preprocessing.without_crop())
     return deployable(model)
 
 

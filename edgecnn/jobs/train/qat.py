@@ -1,9 +1,9 @@
 """The quantization-aware phase of ``edgecnn train``: tfmot's QAT model of the trained float
-model, BatchNorm frozen, its own learning rate (default: the float rate / 100) and
-checkpoints."""
+model, its activation ranges set from training images, BatchNorm frozen, its own learning
+rate (default: the float rate / 100) and checkpoints."""
 from __future__ import annotations
 
-from ...converters.qat import freeze_batchnorm, quantize_aware
+from ...converters.qat import RANGE_IMAGES, calibrate_ranges, freeze_batchnorm, quantize_aware
 from ...train.checkpoints import checkpointing
 from ...train.optim import compile_classifier, make_optimizer
 from ...train.schedule import WarmupCosine
@@ -27,6 +27,9 @@ def train_qat(ctx: RunContext, model):
         compile_classifier(qat, optimizer, config.label_smoothing)
         epoch_var, manager = checkpointing(qat, optimizer, ctx.checkpoints("qat"), ctx.chief)
     start = max(int(epoch_var.numpy()), config.epochs)
+    if start == config.epochs and config.total_epochs > start:
+        # a fresh QAT phase: activation ranges from the data, not tfmot's [-6, 6] start
+        calibrate_ranges(qat, ctx.splits.train_arrays(limit=RANGE_IMAGES)[0])
     if start < config.total_epochs:
         history = qat.fit(
             train_ds, epochs=config.total_epochs, initial_epoch=start, steps_per_epoch=steps,

@@ -55,6 +55,11 @@ class ImportPlan:
 
     @property
     def preprocessing(self):
+        """What the weights expect of the input; a keras file: its family's."""
+        if self.layout is KERAS:
+            from ..registry import get_model_spec
+
+            return get_model_spec(self.model_name).preprocessing
         return self.layout.preprocessing_for(self.model_name)
 
     @property

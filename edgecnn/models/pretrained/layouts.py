@@ -29,15 +29,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..registry import IMAGENET_MEAN_STD, MINUS_ONE_TO_ONE, Preprocessing
+from ..registry import (CENTER_CROP_0875, IMAGENET_MEAN_STD, MINUS_ONE_TO_ONE,
+                        TF_EFFICIENTNET_EVAL, Preprocessing)
 
 #: EfficientNet-Lite's reference preprocessing: (x - 127) / 128 (tensorflow/tpu
 #: models/official/efficientnet/lite/efficientnet_lite_builder.py MEAN_RGB / STDDEV_RGB).
 LITE = Preprocessing((127.0,) * 3, (128.0,) * 3,
-                     description="RGB 0-255 as (x - 127) / 128 (the EfficientNet-Lite reference)")
+                     description="RGB 0-255 as (x - 127) / 128 (the EfficientNet-Lite reference)",
+                     **TF_EFFICIENTNET_EVAL)
+#: The TensorFlow EfficientNet B0-B7 weights (and their ports): ImageNet mean/std, the
+#: reference's evaluation crop.
+TF_IMAGENET = IMAGENET_MEAN_STD.with_eval(**TF_EFFICIENTNET_EVAL)
+#: timm's own EfficientNets and MobileNetV3s (pretrained_cfg: crop_pct 0.875, bicubic).
+TIMM_IMAGENET = IMAGENET_MEAN_STD.with_eval(crop=0.875, resize="bicubic")
+#: torchvision's EfficientNet IMAGENET1K_V1 transforms (crop_size / resize_size, filter).
+_TV_EFFICIENTNET = tuple(
+    (f"efficientnet_b{i}", IMAGENET_MEAN_STD.with_eval(crop=round(c / r, 6), resize=f))
+    for i, (c, r, f) in enumerate(((224, 256, "bicubic"), (240, 256, "bicubic"),
+                                   (288, 288, "bicubic"), (300, 320, "bicubic"),
+                                   (380, 384, "bicubic"), (456, 456, "bicubic"),
+                                   (528, 528, "bicubic"), (600, 600, "bicubic"))))
 #: Megvii's released ShuffleNets take BGR 0-255 without normalization; the importer flips the
 #: first conv's input channels, so edgecnn's models take RGB 0-255 as they are.
-RAW = Preprocessing((0.0,) * 3, (1.0,) * 3, description="RGB 0-255, not normalized")
+RAW = Preprocessing((0.0,) * 3, (1.0,) * 3, description="RGB 0-255, not normalized",
+                    **CENTER_CROP_0875)  # Megvii's eval: OpenCV resize 256, center crop 224
+#: torchvision's MobileNets and ShuffleNets (IMAGENET1K_V1: resize 256, crop 224).
+TV_IMAGENET = IMAGENET_MEAN_STD.with_eval(**CENTER_CROP_0875)
+#: timm's TensorFlow ports of the MobileNets (pretrained_cfg: crop_pct 0.875, bilinear).
+TF_SLIM = MINUS_ONE_TO_ONE.with_eval(**CENTER_CROP_0875)
 
 
 def _like(name: str, pattern: str) -> bool:
@@ -56,7 +75,7 @@ class Layout:
     order: tuple                # registration order of named children (see above)
     bn_eps: float               # the upstream's BatchNorm epsilon
     options: dict = field(default_factory=dict)  # model options the weights need
-    preprocessing: tuple = (("*", IMAGENET_MEAN_STD),)  # (model pattern, what it expects)
+    preprocessing: tuple = (("*", TV_IMAGENET),)  # (model pattern, what it expects)
     bgr: bool = False           # the first conv was trained on BGR input
     unit_roles: tuple = ()      # edgecnn role order inside a unit with parallel branches
     hint: str = ""              # file-name fragment telling it from a same-keyed layout
@@ -118,7 +137,7 @@ LAYOUTS = (
     Layout("torchvision_efficientnet", "torchvision", ("efficientnet_b*",),
            ("features.0.0.weight", "features.1.0.block.0.0.weight"),
            (("features", "classifier"), ("block",), ("fc1", "fc2")), 1e-5,
-           {"padding": "torch"}),
+           {"padding": "torch"}, _TV_EFFICIENTNET),
     Layout("torchvision_shufflenet_v2", "torchvision", ("shufflenet_v2",),
            ("conv1.0.weight", "stage2.0.branch1.0.weight"),
            (("conv1", "stage2", "stage3", "stage4", "conv5", "fc"), ("branch1", "branch2")),
@@ -139,23 +158,25 @@ LAYOUTS = (
            ("efficientnet_b*", "efficientnet_lite*", "mobilenet_v3_large", "mobilenet_v3_small",
             "mobilenet_v2"),
            ("conv_stem.weight", "blocks.0.0.conv_dw.weight"), _TIMM_ORDER, 1e-3, {},
-           (("efficientnet_b*", IMAGENET_MEAN_STD), ("*", MINUS_ONE_TO_ONE)), hint="tf_"),
+           (("efficientnet_b*", TF_IMAGENET),
+            ("efficientnet_lite*", MINUS_ONE_TO_ONE.with_eval(**TF_EFFICIENTNET_EVAL)),
+            ("*", TF_SLIM)), hint="tf_"),
     Layout("timm", "timm", ("efficientnet_b*", "efficientnet_lite*", "mobilenet_v3_large",
                             "mobilenet_v3_small", "mobilenet_v2"),
            ("conv_stem.weight", "blocks.0.0.conv_dw.weight"), _TIMM_ORDER, 1e-5,
-           {"padding": "torch"}),
+           {"padding": "torch"}, (("*", TIMM_IMAGENET),)),
     Layout("efficientnet_pytorch", "EfficientNet-PyTorch (lukemelas) and its EfficientNet-Lite "
            "ports", ("efficientnet_b*", "efficientnet_lite*"),
            ("_conv_stem.weight", "_blocks.0._depthwise_conv.weight"),
            (("_conv_stem", "_bn0", "_blocks", "_conv_head", "_bn1", "_fc"),
             ("_expand_conv", "_bn0", "_depthwise_conv", "_bn1", "_se_reduce", "_se_expand",
              "_project_conv", "_bn2")),
-           1e-3, {}, (("efficientnet_lite*", LITE), ("*", IMAGENET_MEAN_STD))),
+           1e-3, {}, (("efficientnet_lite*", LITE), ("*", TF_IMAGENET))),
     Layout("tf_efficientnet", "TensorFlow reference (tensorflow/tpu models/official/efficientnet)",
            ("efficientnet_b*", "efficientnet_lite*"),
            ("stem/conv2d/kernel", "blocks_0/depthwise_conv2d/depthwise_kernel"),
            _TF_EFFICIENTNET_ORDER, 1e-3, {},
-           (("efficientnet_lite*", LITE), ("*", IMAGENET_MEAN_STD)),
+           (("efficientnet_lite*", LITE), ("*", TF_IMAGENET)),
            sep="/", scoped=True, param_names=_TF_PARAMS, weight_format="tf",
            numbered=("blocks_",)),
 )
