@@ -164,6 +164,19 @@ def calibrate_ranges(qat_model, images, batch_size: int = 16) -> int:
     return len(pairs)
 
 
+def copy_ranges(source, target) -> None:
+    """Give ``target`` the activation ranges of ``source``, a QAT model of the same network
+    (e.g. one calibrated outside a tf.distribute strategy, whose replicas cannot run the
+    calibration's eager forward passes; assigning from outside a replica updates every
+    copy)."""
+    pairs, into = _activation_ranges(source), _activation_ranges(target)
+    if len(pairs) != len(into):
+        raise ValueError(f"{len(pairs)} activation ranges for {len(into)}: not the same network")
+    for (smin, smax), (tmin, tmax) in zip(pairs, into):
+        tmin.assign(smin.numpy())
+        tmax.assign(smax.numpy())
+
+
 #: Images whose activation ranges start QAT fine-tuning (see ``calibrate_ranges``).
 RANGE_IMAGES = 256
 

@@ -3,7 +3,8 @@ model, its activation ranges set from training images, BatchNorm frozen, its own
 rate (default: the float rate / 100) and checkpoints."""
 from __future__ import annotations
 
-from ...converters.qat import RANGE_IMAGES, calibrate_ranges, freeze_batchnorm, quantize_aware
+from ...converters.qat import (RANGE_IMAGES, calibrate_ranges, copy_ranges, freeze_batchnorm,
+                               quantize_aware)
 from ...train.checkpoints import checkpointing
 from ...train.optim import compile_classifier, make_optimizer
 from ...train.schedule import WarmupCosine
@@ -28,8 +29,12 @@ def train_qat(ctx: RunContext, model):
         epoch_var, manager = checkpointing(qat, optimizer, ctx.checkpoints("qat"), ctx.chief)
     start = max(int(epoch_var.numpy()), config.epochs)
     if start == config.epochs and config.total_epochs > start:
-        # a fresh QAT phase: activation ranges from the data, not tfmot's [-6, 6] start
-        calibrate_ranges(qat, ctx.splits.train_arrays(limit=RANGE_IMAGES)[0])
+        # a fresh QAT phase: activation ranges from the data, not tfmot's [-6, 6] start;
+        # measured on a copy outside the strategy (its replicas cannot run eager passes)
+        probe = quantize_aware(model)
+        calibrate_ranges(probe, ctx.splits.train_arrays(limit=RANGE_IMAGES)[0])
+        copy_ranges(probe, qat)
+        del probe
     if start < config.total_epochs:
         history = qat.fit(
             train_ds, epochs=config.total_epochs, initial_epoch=start, steps_per_epoch=steps,
