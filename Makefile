@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-slow install clean
+.PHONY: demo test test-slow bench-accuracy install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,13 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -m slow --timeout 1500 -rf $(PYTEST_ARGS)
+
+# float vs every quantized form of EfficientNet-Lite0/1/2 on real ImageNet photos (about an
+# hour on 2 cores); DATA: an ImageNet-style folder (see benchmarks/README.md)
+DATA ?= ../shared/data/imagenet_sample_500
+bench-accuracy: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[tf,test,bench]"
+	$(BIN)/python benchmarks/imagenet_accuracy.py --data $(DATA)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache $(DEMO_DIR)

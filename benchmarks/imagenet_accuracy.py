@@ -95,6 +95,11 @@ def tflite_logits(path_or_bytes, pixels: np.ndarray, input_fn=None) -> np.ndarra
     return rt.run_logits(interpreter, pixels, "model", to_input).astype(np.float32)
 
 
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits.astype(np.float64) - logits.max(1, keepdims=True)
+    return z - np.log(np.exp(z).sum(1, keepdims=True))
+
+
 def metrics(logits: np.ndarray, labels: np.ndarray, reference: np.ndarray | None) -> dict:
     top5 = np.argsort(-logits, axis=1)[:, :5]
     right = top5[:, 0] == labels
@@ -103,6 +108,9 @@ def metrics(logits: np.ndarray, labels: np.ndarray, reference: np.ndarray | None
            "top1_correct": int(right.sum())}
     if reference is not None:
         ref_top1 = reference.argmax(1)
+        p = _log_softmax(reference)
+        out["kl_vs_float"] = round(float((np.exp(p) * (p - _log_softmax(logits))).sum(1).mean()),
+                                   5)
         ref_right = ref_top1 == labels
         out.update(agreement=round(100.0 * float((top5[:, 0] == ref_top1).mean()), 2),
                    lost=int((ref_right & ~right).sum()), gained=int((~ref_right & right).sum()),
@@ -174,7 +182,10 @@ def run_model(name: str, weights: str, data, space, args, workdir: str, log) -> 
         with open(stock_path, "wb") as fh:
             fh.write(stock_bytes)
         files.setdefault("stock_int8", stock_path)
-        put("stock_int8", scored, tflite_logits(stock_path, pixels[scored], pre.apply))
+        # the Keras model ends in a softmax, so the stock .tflite gives probabilities (steps
+        # of 1/256): their log, floored at half a step, stands for logits (top-k and KL)
+        probabilities = tflite_logits(stock_path, pixels[scored], pre.apply)
+        put("stock_int8", scored, np.log(np.maximum(probabilities, 1 / 512)))
         # QAT with the labels, and distilled from the float model without them
         for key in ("qat", "qat_distill"):
             if args.qat_epochs <= 0:
@@ -215,7 +226,10 @@ def run_model(name: str, weights: str, data, space, args, workdir: str, log) -> 
     timing = measure(runners, args.rounds, args.round_seconds, max_invokes=200)
     for key, t in timing.items():
         rows.setdefault(key, {})["latency_ms"] = t
+    predictions = {"labels": labels.tolist(), "float32_keras": float_logits.argmax(1).tolist(),
+                   **{k: v.argmax(1).tolist() for k, v in scores.items()}}
     return {"model": name, "weights": model.edgecnn.weights, "resolution": size,
+            "files": [os.path.basename(f) for f in images.files], "predictions": predictions,
             "reading": {"crop_fraction": crop, "resize": resize}, "folds": len(folds),
             "fold_sizes": [len(p) for p in folds], "variants": rows}
 
@@ -242,8 +256,8 @@ def markdown(results: dict) -> str:
         lines += [f"## {r['model']} ({r['resolution']} px; weights {r['weights']}; photos: "
                   f"crop {r['reading']['crop_fraction']:g}, {r['reading']['resize']})", "",
                   "| variant | top-1 % | top-5 % | vs float (points) | agreement % | lost / gained "
-                  "| XNNPACK partitions | latency ms |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "| KL vs float | XNNPACK partitions | latency ms |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for key in ("float32_keras", "float16", "dynamic", "int8", "qat", "qat_distill",
                     "stock_int8"):
             if key not in v:
@@ -260,7 +274,8 @@ def markdown(results: dict) -> str:
             name = LABELS[key] + (" (latency: float32 .tflite)" if key == "float32_keras"
                                   else "")
             lines.append(f"| {name} | {m['top1']:.1f} | {m['top5']:.1f} | {delta} | "
-                         f"{m.get('agreement', '')} | {lost} | {parts} | {lat_text} |")
+                         f"{m.get('agreement', '')} | {lost} | {m.get('kl_vs_float', '')} | "
+                         f"{parts} | {lat_text} |")
         sweep = [(k, v[k]) for k in v if k.startswith("int8_calib")] + [("int8", v.get("int8"))]
         lines += ["", "Calibration size (edgecnn int8 post-training): " + ", ".join(
             f"{k.replace('int8_calib', '') if k != 'int8' else str(max(results['sweep']))} "
