@@ -101,7 +101,9 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def metrics(logits: np.ndarray, labels: np.ndarray, reference: np.ndarray | None) -> dict:
-    top5 = np.argsort(-logits, axis=1)[:, :5]
+    # stable: of tied outputs (int8 logits and the stock model's probabilities tie often)
+    # the first class wins, as argmax, edgecnn eval and an app's argmax decide
+    top5 = np.argsort(-logits, axis=1, kind="stable")[:, :5]
     right = top5[:, 0] == labels
     out = {"images": int(len(labels)), "top1": round(100.0 * float(right.mean()), 2),
            "top5": round(100.0 * float((top5 == labels[:, None]).any(1).mean()), 2),
@@ -284,9 +286,30 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def rederive_top1(results: dict) -> None:
+    """Recompute every top-1 figure (top-1, change, agreement, lost/gained) of ``results``
+    from its per-image predictions (argmax: ties to the first class). Runs before
+    2026-11-29 12:40 ranked with an unstable sort, which broke ties between equal int8
+    outputs arbitrarily; ``--rederive`` fixes their JSON without converting again."""
+    for model in results["models"]:
+        pred = {k: np.asarray(v) for k, v in model["predictions"].items()}
+        labels, ref = pred["labels"], pred["float32_keras"]
+        for key, rows in model["variants"].items():
+            if key not in pred:
+                continue
+            right, ref_right = pred[key] == labels, ref == labels
+            rows["top1"] = round(100.0 * float(right.mean()), 2)
+            rows["top1_correct"] = int(right.sum())
+            if key != "float32_keras":
+                rows.update(agreement=round(100.0 * float((pred[key] == ref).mean()), 2),
+                            lost=int((ref_right & ~right).sum()),
+                            gained=int((~ref_right & right).sum()),
+                            delta_top1=round(100.0 * float(right.mean() - ref_right.mean()), 2))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", required=True, help="ImageNet-style folder")
+    parser.add_argument("--data", help="ImageNet-style folder (required unless --rederive)")
     parser.add_argument("--labels", default="auto", help="auto | imagenet | FILE")
     parser.add_argument("--models", default="efficientnet_lite0,efficientnet_lite1,"
                         "efficientnet_lite2", help="comma-separated; those without weights "
@@ -306,7 +329,23 @@ def main(argv=None) -> int:
                         help="100 images, sweep 8,32, 1 QAT epoch, 3 rounds")
     parser.add_argument("--keep-models", default=None, metavar="DIR")
     parser.add_argument("--output", default=None, help="results stem (default: results/...)")
+    parser.add_argument("--rederive", metavar="JSON", default=None,
+                        help="recompute the top-1 figures of a results JSON from its "
+                        "per-image predictions and rewrite it and its .md; no conversion")
     args = parser.parse_args(argv)
+    if args.rederive:
+        with open(args.rederive) as fh:
+            results = json.load(fh)
+        rederive_top1(results)
+        from edgecnn.utils.files import atomic_write_bytes
+
+        stem = os.path.splitext(args.rederive)[0]
+        atomic_write_bytes(stem + ".json", json.dumps(results, indent=1).encode())
+        atomic_write_bytes(stem + ".md", markdown(results).encode())
+        print(markdown(results))
+        return 0
+    if not args.data:
+        parser.error("--data DIR is required: an ImageNet-style folder")
     if args.quick:
         args.limit, args.sweep, args.qat_epochs, args.rounds = 100, "8,32", 1, 3
     args.sweep = sorted({int(s) for s in args.sweep.split(",")})
