@@ -1,11 +1,10 @@
-"""An image folder (one sub-folder per class) as uint8 arrays, and synthetic images.
+"""Photos read as a model input (resize, center crop, filter), and synthetic images.
 
 Only numpy and Pillow: usable for calibration and evaluation on a small install.
 """
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,24 +29,6 @@ def pil_image():
     except ImportError:
         raise MissingExtraError("reading images", missing="pillow") from None
     return Image
-
-
-def list_image_files(root: str) -> tuple[list[tuple[str, int]], list[str]]:
-    if not os.path.isdir(root):
-        raise EdgecnnError(f"data folder {root} does not exist; give a folder with one "
-                           f"sub-folder of images per class")
-    classes = sorted(d for d in os.listdir(root)
-                     if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
-    files = []
-    for index, name in enumerate(classes):
-        folder = os.path.join(root, name)
-        for f in sorted(os.listdir(folder)):
-            if f.lower().endswith(IMAGE_EXTENSIONS):
-                files.append((os.path.join(folder, f), index))
-    if not files:
-        raise EdgecnnError(f"data folder {root} has no images: expected one sub-folder per "
-                           f"class holding {'/'.join(e[1:] for e in IMAGE_EXTENSIONS)} files")
-    return files, classes
 
 
 def check_reading(crop: float = 1.0, resize: str = "bilinear") -> tuple[float, str]:
@@ -90,19 +71,6 @@ def load_image(path: str, size: int, crop: float = 1.0, resize: str = "bilinear"
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise EdgecnnError(f"cannot read image {path}: {exc}; remove it or replace it with a "
                            f"valid jpg/png") from None
-
-
-def load_image_folder(root: str, size: int, limit: int | None = None,
-                      seed: int = 0, crop: float = 1.0, resize: str = "bilinear") -> ImageFolder:
-    """Images of ``root`` (a random, class-mixed subset of ``limit`` when given), read as
-    :func:`load_image` reads them."""
-    files, classes = list_image_files(root)
-    if limit is not None and limit < len(files):
-        order = np.random.default_rng(seed).permutation(len(files))[:limit]
-        files = [files[i] for i in sorted(order)]
-    images = np.stack([load_image(path, size, crop, resize) for path, _ in files])
-    labels = np.array([label for _, label in files], dtype=np.int64)
-    return ImageFolder(images, labels, classes, [path for path, _ in files])
 
 
 def synthetic_images(n: int, size: int, seed: int = 0) -> np.ndarray:

@@ -252,3 +252,14 @@ def load_images(data: Dataset, size: int, *, space: LabelSpace | None = None,
                        for i in indices], dtype=np.int64)
     return ImageFolder(images, labels, list(space.names) if space is not None else [],
                        [data.files[i] for i in indices])
+
+
+def load_image_folder(root: str, size: int, limit: int | None = None, seed: int = 0,
+                      crop: float = 1.0, resize: str = "bilinear") -> ImageFolder:
+    """The images of ``root`` (any :func:`scan` layout) with their classes numbered in
+    sorted order, as training numbers them (a seeded, class-mixed subset of ``limit``)."""
+    data = scan(root)
+    space = LabelSpace({k: i for i, k in enumerate(data.classes)}, data.classes,
+                       "sorted folder names") if data.labelled else None
+    return load_images(data, size, space=space, limit=limit, seed=seed, crop=crop,
+                       resize=resize)

@@ -100,9 +100,9 @@ def run_sweep(name: str, alphas, resolutions, *, precision: str = "float32", thr
     resolutions = [resolve_input_size(spec, r) for r in resolutions]
     options = dict(options or {})
     if data_dir is not None:
-        from ...data.folder import list_image_files
+        from ...data.labelled import scan
 
-        _, classes = list_image_files(data_dir)
+        classes = scan(data_dir).classes
         if len(classes) != num_classes:
             raise EdgecnnError(f"--data {data_dir} has {len(classes)} classes but the model has "
                                f"{num_classes} outputs; pass --num-classes {len(classes)} (with "
