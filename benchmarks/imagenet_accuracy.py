@@ -6,7 +6,8 @@ NAME=PATH``), in one process:
 
 * the float32 Keras model (``edgecnn.create_model(NAME, weights=PATH)``), top-1/top-5;
 * edgecnn's float16 and dynamic-range .tflite;
-* edgecnn's int8, post-training, calibrated on images disjoint from the ones it is scored on;
+* edgecnn's int8, post-training, calibrated on images disjoint from the ones it is scored on,
+  with bias correction (the default, ``edgecnn.converters.bias``) and without;
 * edgecnn's int8 QAT, fine-tuned with the labels, and int8 QAT distilled from the float model
   without labels (``edgecnn.converters.qat.distill``), on the same disjoint images;
 * the stock pipeline's int8 of the same Keras model: ``tf.lite.TFLiteConverter``,
@@ -176,6 +177,14 @@ def run_model(name: str, weights: str, data, space, args, workdir: str, log) -> 
             conversions.setdefault(key, []).append(round(time.perf_counter() - t0, 1))
             put(key, scored, tflite_logits(card.path, pixels[scored]))
             files.setdefault(key, card.path)
+        # the same without bias correction (edgecnn.converters.bias), to show what it does
+        t0 = time.perf_counter()
+        card = edgecnn.convert(model, path(f"int8_nobc_f{f}"), "int8",
+                               representative_data=calib[:max(args.sweep)],
+                               validation_data=calib[:8], bias_correction=False)
+        conversions.setdefault("int8_nobc", []).append(round(time.perf_counter() - t0, 1))
+        put("int8_nobc", scored, tflite_logits(card.path, pixels[scored]))
+        files.setdefault("int8_nobc", card.path)
         # the stock pipeline, same Keras model and calibration images
         t0 = time.perf_counter()
         stock_bytes, _ = stock_convert(model, "int8", pre.apply(calib[:max(args.sweep)]))
@@ -240,6 +249,7 @@ def run_model(name: str, weights: str, data, space, args, workdir: str, log) -> 
 
 LABELS = {"float32_keras": "float32 (Keras)", "float32": "float32 .tflite",
           "float16": "float16", "dynamic": "dynamic range", "int8": "int8 post-training",
+          "int8_nobc": "int8 post-training, no bias correction",
           "qat": "int8 QAT (labels)", "qat_distill": "int8 QAT (distilled, no labels)",
           "stock_int8": "stock TFLiteConverter int8"}
 
@@ -260,8 +270,8 @@ def markdown(results: dict) -> str:
                   "| variant | top-1 % | top-5 % | vs float (points) | agreement % | lost / gained "
                   "| KL vs float | XNNPACK partitions | latency ms |",
                   "|---|---|---|---|---|---|---|---|---|"]
-        for key in ("float32_keras", "float16", "dynamic", "int8", "qat", "qat_distill",
-                    "stock_int8"):
+        for key in ("float32_keras", "float16", "dynamic", "int8", "int8_nobc", "qat",
+                    "qat_distill", "stock_int8"):
             if key not in v:
                 continue
             m = v[key]

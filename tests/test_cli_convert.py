@@ -62,12 +62,26 @@ def test_convert_with_data_folder_reports_labels_and_json(workdir, digit_folder)
     card = json.loads(result.output)
     assert card["labels"] == ["digit_0", "digit_1", "digit_2"]
     images = sum(len(files) for _, _, files in os.walk(digit_folder))
+    # every convolution's int8 weight error is taken out of its bias (32 images' means)
+    correction = card["calibration"].pop("bias_correction")
     assert card["calibration"] == {"source": "image folder", "samples": images}
+    layers = sum(n for op, n in card["ops"].items() if op in ("CONV_2D", "DEPTHWISE_CONV_2D",
+                                                               "FULLY_CONNECTED"))
+    folded = 1 if card["input"]["normalization_folded"] else 0  # corrected, then folded away
+    assert correction == {"layers": layers + folded, "skipped": 0, "images": min(32, images)}
     assert card["accuracy"]["samples"] == images
     assert card["input"]["dtype"] == "int8"
     parsed = ModelCard.from_dict(card)
     assert_raw_pixel_input(parsed.input, parsed.preprocessing)
     assert "synthetic" not in result.stderr
+
+
+def test_no_bias_correction_converts_the_calibrated_model_as_it_is(workdir):
+    result = run("convert", "mobilenet", "--alpha", "0.25", "-r", "32", "--int8",
+                 "--no-bias-correction", "--json")
+    assert result.exit_code == 0, result.output
+    card = json.loads(result.output)
+    assert "bias_correction" not in card["calibration"] and card["all_int8"]
 
 
 @pytest.mark.slow

@@ -34,12 +34,15 @@ from .options import (PRECISION_FLAGS, calib_samples_option, choose_precision, d
               help="When the weights are random (--weights none, or auto without published "
               "weights): set the BatchNorm statistics from the calibration images first, so "
               "the random network converts and runs like a trained one.")
+@click.option("--bias-correction/--no-bias-correction", default=True, show_default=True,
+              help="Post-training int8: take the mean error of each layer's int8 weights out "
+              "of its bias, measured on the calibration images (costs a float32 conversion).")
 @click.option("--strict", is_flag=True, help="Fail (exit 2, nothing written) when an int8 "
               "model is not integer-only and one XNNPACK partition.")
 @json_option("Print the report as JSON.")
 def convert(name, alpha, resolution, rho, num_classes, minimalistic, extra, int8, fp16, dynamic,
             qat, qat_epochs, distill, weights, data_dir, labels, calib_samples, io_dtype, output,
-            bn_init, strict, as_json):
+            bn_init, bias_correction, strict, as_json):
     """Build NAME and convert it to a validated .tflite with its model card."""
     precision = choose_precision(int8, fp16, dynamic, io_dtype,
                                  default="int8" if qat else "float32")
@@ -52,7 +55,8 @@ def convert(name, alpha, resolution, rho, num_classes, minimalistic, extra, int8
         options=family_options(minimalistic, extra), precision=precision, qat=qat,
         qat_epochs=qat_epochs, distill=distill, weights=weights, data_dir=data_dir,
         labels=labels, calib_samples=calib_samples,
-        io_dtype=io_dtype, output=output, quiet=as_json, bn_init=bn_init, strict=strict)
+        io_dtype=io_dtype, output=output, quiet=as_json, bn_init=bn_init,
+        bias_correction=bias_correction, strict=strict)
     if as_json:
         click.echo(json.dumps({"path": report.path, **report.to_dict()}, indent=2))
     else:

@@ -62,7 +62,9 @@ def print_conversion(card, path: str | None = None, console=None) -> None:
     if calibration.get("source"):
         rows.append(("calibration", f"{calibration['source']}"
                      + (f", {calibration['samples']} images" if calibration.get("samples")
-                        else "")))
+                        else "")
+                     + (f"; bias correction in {calibration['bias_correction']['layers']} "
+                        f"layers" if calibration.get("bias_correction") else "")))
     if card.conversion_seconds is not None:
         rows.append(("conversion time", f"{card.conversion_seconds:.1f} s"))
     rows.append(("versions", ", ".join(f"{k} {v}" for k, v in (card.versions or {}).items())))

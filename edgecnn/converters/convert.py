@@ -13,6 +13,7 @@ from .._version import __version__
 from ..errors import EdgecnnError
 from ..runtime import tflite as rt
 from ..runtime.card import IO_DTYPES, PRECISIONS, ModelCard
+from .bias import correct_bias
 from .deploy import deployable, model_preprocessing
 from .folds import (add_serving_signature, fit_xnnpack_scales, fold_hard_swish_sixth,
                     fold_input_normalization, fuse_hard_swish)
@@ -150,8 +151,8 @@ def convert(model, output_path, precision: str = "float32", representative_data=
             io_dtype: str | None = None, *, validation_data=None, validation_labels=None,
             labels=None, preprocessing=None, card_path: str | None = "auto",
             calibration_source: str = "user data", validation_source: str | None = None,
-            folds: bool = True, strict: bool = False, model_info: dict | None = None,
-            progress=None) -> ModelCard:
+            folds: bool = True, bias_correction: bool = True, strict: bool = False,
+            model_info: dict | None = None, progress=None) -> ModelCard:
     """Convert a Keras model to a validated .tflite and write its model card.
 
     model: an edgecnn model (float) or its QAT form from ``quantize_aware``.
@@ -169,6 +170,9 @@ def convert(model, output_path, precision: str = "float32", representative_data=
     XNNPACK refuses is rewritten into a form it runs (``folds.fit_xnnpack_scales``). Float
     graphs get one fused HARD_SWISH op per hard-swish. ``folds=False`` keeps the graph as
     the converter wrote it.
+    bias_correction: post-training int8 only: take the mean error that rounding each
+    layer's weights to int8 puts on its output out of its bias, measured on the calibration
+    images (``edgecnn.converters.bias``; costs a float32 conversion).
     strict: an int8 model that is not integer-only or not one XNNPACK partition is an error
     (nothing is written); otherwise the report warns and names each op left outside.
     model_info: entries added to the card's ``model`` record (e.g. how weights were set).
@@ -213,6 +217,10 @@ def convert(model, output_path, precision: str = "float32", representative_data=
 
     start = time.perf_counter()
     model_bytes = _convert_bytes(deploy_model, precision, io_dtype, qat, calibration, progress)
+    corrected = None
+    if precision == "int8" and not qat and bias_correction:
+        float_bytes = _convert_bytes(deploy_model, "float32", "float32", False, None, None)
+        model_bytes, corrected = correct_bias(model_bytes, float_bytes, calibration)
     folded, hard_swishes, fused, fitted = None, 0, 0, None
     if precision == "int8" and folds:
         if not qat:  # a QAT graph is kept as trained (it learned with x / 6 rounded)
@@ -270,7 +278,8 @@ def convert(model, output_path, precision: str = "float32", representative_data=
         accuracy=accuracy, conversion_seconds=round(seconds, 2), qat=qat,
         calibration={"source": "QAT ranges" if qat else (calibration_source if calibration is
                      not None else None),
-                     "samples": 0 if calibration is None or qat else int(len(calibration))},
+                     "samples": 0 if calibration is None or qat else int(len(calibration)),
+                     **({"bias_correction": corrected} if corrected else {})},
         labels=_card_labels(labels, config, out_detail["shape"]), versions=_versions(),
         folds={"input_normalization": folded is not None, "hard_swish_sixth": hard_swishes,
                "hard_swish_fused": fused, **(fitted or {})},
