@@ -18,6 +18,7 @@ top-1 agreement with float and the top-1 change, for:
   worst, matched by name in the two graphs.
 
     python benchmarks/int8_error_sources.py --data ../shared/data/imagenet_sample_500
+    python benchmarks/int8_error_sources.py --render benchmarks/results/int8_error_sources.json
 
 Results: ``benchmarks/results/int8_error_sources.{json,md}``.
 """
@@ -278,6 +279,12 @@ def run_model(name, weights, data, space, args, workdir, log) -> dict:
             "variants": rows, "worst_tensors": tensors}
 
 
+def _layer(tensor: str) -> str:
+    """The layer part of a converter tensor name ("m/a_bn/FusedBatchNormV3;m/a/Conv2D1" ->
+    "a/Conv2D1")."""
+    return tensor.split(";")[-1].split("/", 1)[-1]
+
+
 def markdown(results) -> str:
     lines = [f"# Where post-training int8 loses accuracy ({results['date']})", "",
              f"`{results['command']}`", "",
@@ -294,14 +301,14 @@ def markdown(results) -> str:
                          f"{r['delta_top1']:+.1f} |")
         for label, rows in m["worst_tensors"].items():
             lines += ["", f"Worst tensors, int8 with {label} (RMS error / float std):", ""]
-            lines += [f"- {r['relative_error']}: `{r['tensor'][-90:]}`" for r in rows]
+            lines += [f"- {r['relative_error']}: `{_layer(r['tensor'])}`" for r in rows]
         lines.append("")
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", required=True, help="ImageNet-style folder")
+    parser.add_argument("--data", help="ImageNet-style folder (required unless --render)")
     parser.add_argument("--labels", default="auto", help="auto | imagenet | FILE")
     parser.add_argument("--models", default=",".join(LITE_PACKAGES))
     parser.add_argument("--checkpoint", action="append", default=[], metavar="NAME=PATH")
@@ -310,7 +317,18 @@ def main(argv=None) -> int:
     parser.add_argument("--top", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default=os.path.join(HERE, "results", "int8_error_sources"))
+    parser.add_argument("--render", metavar="JSON", help="rewrite a results JSON's .md; no run")
     args = parser.parse_args(argv)
+    if args.render:
+        from edgecnn.utils.files import atomic_write_bytes
+
+        with open(args.render) as fh:
+            text = markdown(json.load(fh))
+        atomic_write_bytes(os.path.splitext(args.render)[0] + ".md", text.encode())
+        print(text)
+        return 0
+    if not args.data:
+        parser.error("--data DIR is required: an ImageNet-style folder")
     import time
 
     from edgecnn.data.labelled import label_space, scan

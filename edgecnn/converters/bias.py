@@ -10,12 +10,14 @@ removes it exactly, with no change to the graph, its ops or its speed (Nagel et 
 Free Quantization Through Weight Equalization and Bias Correction", ICCV 2019, section 4.2,
 here in its empirical form: E[x] is measured on the calibration images).
 
-Measured on EfficientNet-Lite0 with its real ImageNet weights (500 ImageNet photos,
-``benchmarks/imagenet_accuracy.py``): the int8 weights alone put an error of 0.119 (std)
-on the logits, 0.057 after correction; the whole int8 model's logit error went from 0.136
-to ... (see the benchmark's results). The activations' ranges were a smaller part: giving
-every linear bottleneck and residual tensor its MSE-optimal clipping range instead of
-min/max (1.3-3.5x finer steps) moved the logit error only from 0.136 to 0.133.
+Measured with the published EfficientNet-Lite0/1/2 weights on 250 ImageNet photos, calibrated
+on 250 others (``benchmarks/int8_error_sources.py``, results in ``benchmarks/results/``): the
+int8 weights alone put an error of 0.116 / 0.106 / 0.087 (RMS) on the logits, 0.055 / 0.045
+/ 0.032 once corrected; the whole int8 model's logit error goes from 0.135 / 0.129 / 0.100 to
+0.090 / 0.089 / 0.086. The activation ranges were the smaller part: giving every linear
+bottleneck and residual tensor the clipping range that minimizes its squared error instead
+of the calibrated min/max (1.3-3.5x finer steps) moved the logit error only to 0.131 / 0.122 / 0.093
+and lost Lite1 more top-1 than it saved.
 
 The correction needs the float weights, which the int8 graph no longer has: they come from
 the float32 conversion of the same traced function, whose weight tensors have the same names.
