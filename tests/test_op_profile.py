@@ -111,3 +111,48 @@ def test_a_truncated_excerpt_keeps_what_it_has():
 def test_runs_without_profiling_have_no_profile(name):
     assert parse_op_profiles(read(name)) == []
     assert regular_profile(read(name)) is None
+
+
+# --- the whole output: edgecnn bench's result schema -------------------------------------
+
+def test_litert_results_block_gives_init_and_footprints():
+    from edgecnn.runtime.adb import parse_benchmark_output
+
+    result = parse_benchmark_output(read("06_litert_arm_sme2_kleidiai_fc_profiler.txt"))
+    assert result["output_generation"] == "litert"
+    assert result["init_ms"] == 4.48      # "Model initialization: 4.48 ms"
+    assert (result["init_footprint_mb"], result["overall_footprint_mb"]) == (8.94, 11.51)
+    # the count= line (microseconds, 3 decimals) wins over the block's 2-decimal ms
+    assert result["mean_ms"] == pytest.approx(0.464545)
+    assert (result["runs"], result["warmup_runs"]) == (2112, 1055)
+    assert result["p50_ms"] == pytest.approx(0.462) and result["p95_ms"] == pytest.approx(0.478)
+    assert len(result["op_profile"]["summary"]) == 5
+
+
+def test_classic_profiled_run_gives_timings_and_its_profile():
+    from edgecnn.runtime.adb import parse_benchmark_output
+
+    result = parse_benchmark_output(read("01_mobilenet_v1_riscv_qemu_op_profiling.txt"))
+    assert result["mean_ms"] == pytest.approx(2950.34)   # avg=2.95034e+06 us
+    assert result["init_ms"] == pytest.approx(17.187) and result["num_threads"] == 4
+    assert result["op_profile"]["section"] == "regular"
+    assert len(result["op_profile"]["run_order"]) == 31
+
+
+def test_a_pasted_profile_alone_still_gives_the_timings_of_its_runs():
+    from edgecnn.runtime.adb import parse_benchmark_output
+
+    result = parse_benchmark_output(read("02_yolov5s_android_nnapi_op_profiling.txt"))
+    assert result["output_generation"] == "op profile only"
+    assert result["runs"] == 50 and result["mean_ms"] == pytest.approx(158.715)
+    assert result["min_ms"] == pytest.approx(146.535) and result["std_ms"] == pytest.approx(2.931)
+
+
+def test_failed_and_headless_outputs_are_one_line_errors():
+    from edgecnn.errors import EdgecnnError
+    from edgecnn.runtime.adb import parse_benchmark_output
+
+    with pytest.raises(EdgecnnError, match="could not run the model: Failed to apply NNAPI"):
+        parse_benchmark_output(read("04_yolov5s_android_nnapi_failed.txt"))
+    with pytest.raises(EdgecnnError, match="no benchmark results"):
+        parse_benchmark_output(read("10_deeplabv3_nnapi_run_order_only.txt"))

@@ -1,5 +1,6 @@
 """Benchmarking on an Android device over adb with TFLite's ``benchmark_model`` binary, and a
-parser for that binary's output (both generations of its summary line).
+parser for that binary's output (the classic summary lines of both generations, LiteRT's
+BENCHMARK RESULTS block, and the op profile tables: ``runtime.op_profile``).
 
 The user supplies the binary (TFLite's prebuilt nightly ``android_aarch64_benchmark_model``,
 or one built with bazel); it and the model are pushed to /data/local/tmp, run with
@@ -16,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ..errors import EdgecnnError
 from .bench import is_noisy, spread_ratio
+from .op_profile import regular_profile
 from .tflite import read_model
 
 REMOTE_DIR = "/data/local/tmp"
@@ -43,6 +45,15 @@ _LEGACY_MEMORY = re.compile(rf"\[(Init Phase|Overall)\] - Memory usage: max resi
                             rf"({_NUMBER}) MB")
 _MODEL_SIZE = re.compile(rf"The input model file size \(MB\): ({_NUMBER})")
 _THREADS = re.compile(r"^(?:Num threads|#threads used for CPU inference): \[(-?\d+)\]")
+# LiteRT's benchmark_model ends with a "BENCHMARK RESULTS" block in ms and MB (two decimals)
+_LITERT = re.compile(rf"^(Model initialization|Warmup \(first\)|Warmup \(avg\)|Inference "
+                     rf"\((?:avg|min|max|std)\)|Init footprint|Overall footprint):\s*"
+                     rf"({_NUMBER})")
+_LITERT_KEYS = {"Model initialization": "init_ms", "Warmup (first)": "first_ms",
+                "Warmup (avg)": "warmup_ms", "Inference (avg)": "mean_ms",
+                "Inference (min)": "min_ms", "Inference (max)": "max_ms",
+                "Inference (std)": "std_ms", "Init footprint": "init_footprint_mb",
+                "Overall footprint": "overall_footprint_mb"}
 # The summary line's keys, both generations: current "Init, First inference, Warmup (avg),
 # Inference (avg)"; legacy "Warmup, Init, Inference" (older still: "no stats").
 _TIMING_KEYS = {"init": "init_ms", "first inference": "first_ms", "warmup (avg)": "warmup_ms",
@@ -57,12 +68,12 @@ NOT_EXECUTABLE = ("Permission denied", "can't execute", "cannot execute", "not e
                   "No such file or directory", "not found")
 
 
+_LOG_PREFIX = re.compile(r"^(?:INFO|WARN|WARNING|VERBOSE):\s*(?:\[[^\]]*:\d+\]\s*)?")
+
+
 def _strip_prefix(line: str) -> str:
-    line = line.strip()
-    for prefix in ("INFO: ", "WARN: ", "WARNING: "):
-        if line.startswith(prefix):
-            return line[len(prefix):].strip()
-    return line
+    """A log line without its ``INFO: `` (and LiteRT's ``[file.cc:123] ``) prefix."""
+    return _LOG_PREFIX.sub("", line.strip()).strip()
 
 
 def _parse_stat(rest: str, count: int) -> dict:
@@ -97,7 +108,7 @@ def parse_benchmark_output(text: str) -> dict:
     reason = rejection_reason(text)
     if reason:
         raise EdgecnnError(f"benchmark_model could not run the model: {reason}")
-    stats, timings, out = [], {}, {}
+    stats, timings, out, litert = [], {}, {}, {}
     generation = None
     for raw in text.splitlines():
         line = _strip_prefix(raw)
@@ -128,17 +139,30 @@ def parse_benchmark_output(text: str) -> dict:
             out["model_size_mb"] = float(m[1])
         elif m := _THREADS.search(line):
             out.setdefault("num_threads", int(m[1]))
-    if not stats and "mean_ms" not in timings:
-        raise EdgecnnError("no benchmark results in benchmark_model's output (no 'count=' "
-                           "lines, no 'Inference timings in us' line); is this TFLite's "
-                           "benchmark_model?")
+        elif m := _LITERT.search(line):
+            generation = "litert"
+            litert.setdefault(_LITERT_KEYS[m[1]], float(m[2]))
+    profile = regular_profile(text)
+    if not stats and "mean_ms" not in timings and "mean_ms" not in litert:
+        if profile is None or not profile["timings_us"]:
+            raise EdgecnnError("no benchmark results in benchmark_model's output (no "
+                               "'count=' lines, no 'Inference timings in us' line, no "
+                               "BENCHMARK RESULTS block); is this TFLite's benchmark_model?")
+        # an op profile alone (what people paste): its own timings of the profiled runs
+        stats.append(_parse_stat(" ".join(f"{k}={v}" for k, v in profile["timings_us"].items()
+                                          if k != "count"), int(profile["timings_us"]["count"])))
+        generation = generation or "op profile only"
+    for key in ("init_footprint_mb", "overall_footprint_mb"):
+        if key in litert:
+            out[key] = litert[key]
     inference = stats[-1] if stats else {}
     warmup = stats[-2] if len(stats) >= 2 else {}
     result = {
         "output_generation": generation,
         "runs": inference.get("count"),
         "warmup_runs": warmup.get("count"),
-        "init_ms": _ms(timings.get("init_ms")),
+        "init_ms": _ms(timings.get("init_ms")) if "init_ms" in timings else
+        litert.get("init_ms"),
         "first_ms": _ms(timings.get("first_ms", warmup.get("first"))),
         "warmup_ms": _ms(timings.get("warmup_ms", warmup.get("avg"))),
         "mean_ms": _ms(timings.get("mean_ms", inference.get("avg"))),
@@ -152,8 +176,13 @@ def parse_benchmark_output(text: str) -> dict:
         "max_ms": _ms(inference.get("max")),
         **out,
     }
+    for key in ("first_ms", "warmup_ms", "mean_ms", "std_ms", "min_ms", "max_ms"):
+        if result[key] is None and key in litert:   # LiteRT's block alone (two decimals)
+            result[key] = litert[key]
     mean = result["mean_ms"]
     result["throughput_ips"] = 1000.0 / mean if mean else None
+    if profile is not None:
+        result["op_profile"] = profile
     return result
 
 
