@@ -306,3 +306,63 @@ def test_cli_adb_errors(fake_adb, files, args, fragment):
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0]
+
+
+REAL = os.path.join(os.path.dirname(__file__), "data", "benchmark_outputs")
+
+
+def test_profile_flag_asks_for_op_profiling_and_the_row_carries_the_tables(fake_adb, files):
+    """--profile: benchmark_model gets --enable_op_profiling=true, and a real profiled output
+    (tests/data/benchmark_outputs/01, published with its source) comes back as the row's
+    op_profile."""
+    fake_adb.save(replay=os.path.join(REAL, "01_mobilenet_v1_riscv_qemu_op_profiling.txt"))
+    (row,) = benchmark_adb([files["model"]], files["binary"], threads=[4], profile=True)
+    run = [c for c in fake_adb.calls() if any(a.startswith("--graph=") for a in c)][0]
+    assert run[-1] == "--enable_op_profiling=true"
+    assert row["mean_ms"] == pytest.approx(2950.34)
+    assert len(row["op_profile"]["run_order"]) == 31
+    assert row["op_profile"]["top"][0]["node_type"] == "CONV_2D"
+
+
+def test_cli_from_output_gives_the_bench_schema_and_prints_the_profile():
+    saved = [os.path.join(REAL, name) for name in ("01_mobilenet_v1_riscv_qemu_op_profiling.txt",
+                                                   "09_ti_am62x_xnnpack_plain_info_prefix.txt")]
+    args = ["bench", "--from-output", saved[0], "--from-output", saved[1]]
+    result = CliRunner().invoke(cli, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    first, second = json.loads(result.output)
+    assert first["source"] == second["source"] == "saved output"
+    assert first["model"] == os.path.basename(saved[0]) and first["threads"] == 4
+    assert first["op_profile"]["section"] == "regular" and "op_profile" not in second
+    assert second["delegate"] == "xnnpack" and second["p50_ms"] == pytest.approx(899.281)
+    assert second["init_ms"] == pytest.approx(614.333)
+    table = CliRunner().invoke(cli, [*args, "--top", "3"])
+    assert table.exit_code == 0, table.output
+    assert "slowest ops" in table.output and "Conv2d_5_pointwise" in table.output
+    assert "DEPTHWISE_CONV_2D" in table.output   # the time by op type
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--from-output", "missing.txt"], "no such file"),
+    (["--from-output", os.path.join(REAL, "10_deeplabv3_nnapi_run_order_only.txt")],
+     "no benchmark results"),
+    (["--from-output", os.path.join(REAL, "04_yolov5s_android_nnapi_failed.txt")],
+     "could not run the model"),
+    (["model.tflite", "--from-output", "x.txt"], "without MODEL files"),
+    ([], "give MODEL.tflite files"),
+    (["model.tflite", "--profile"], "--profile is for --adb"),
+])
+def test_cli_from_output_and_profile_errors(args, fragment, tmp_path, monkeypatch):
+    from test_cli import assert_one_line_error
+
+    monkeypatch.chdir(tmp_path)
+    assert_one_line_error(CliRunner().invoke(cli, ["bench", *args]), fragment)
+
+
+def test_cli_from_output_refuses_a_binary_file(tmp_path):
+    from test_cli import assert_one_line_error
+
+    binary = tmp_path / "model.tflite"
+    shutil.copy(BUNDLED_MODEL, binary)
+    assert_one_line_error(CliRunner().invoke(cli, ["bench", "--from-output", str(binary)]),
+                          "a binary file")

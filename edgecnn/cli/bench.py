@@ -59,7 +59,9 @@ def _size(n) -> str:
 
 
 def _delegate(r: dict) -> str:
-    return r.get("delegate") or ("xnnpack" if r.get("xnnpack") else "builtin")
+    if r.get("delegate"):
+        return r["delegate"]
+    return "?" if r.get("xnnpack") is None else "xnnpack" if r["xnnpack"] else "builtin"
 
 
 def print_table(results: list[dict]) -> None:
@@ -72,7 +74,8 @@ def print_table(results: list[dict]) -> None:
     remote = any(r.get("source", "local") != "local" for r in results)
     delegates = {_delegate(r) for r in results}
     best = min((r["p50_ms"] for r in results if r.get("p50_ms")), default=None)
-    where = "Android, benchmark_model" if remote else "this machine, LiteRT"
+    where = "benchmark_model" + (", Android" if any(str(r.get("source", "")).startswith(
+        "adb:") for r in results) else "") if remote else "this machine, LiteRT"
     if len(delegates) == 1:
         where += f", {delegates.pop()}"
     table = Table(title=f"Latency in ms ({where}; steady state after warmup)",
@@ -93,7 +96,7 @@ def print_table(results: list[dict]) -> None:
         p50 = r.get("p50_ms")
         cell = {
             "model": r["model"], "device": r.get("device") or r.get("source", ""),
-            "thr": str(r["threads"]), "delegate": _delegate(r),
+            "thr": str(r["threads"] or "-"), "delegate": _delegate(r),
             "runs": str(r.get("runs") or "-"), "init": _fmt(r.get("init_ms"), 1),
             "first": _fmt(r.get("first_ms")),
             "p50": f"[bold]{_fmt(p50, 3)}[/bold]" if p50 is not None else "-",
@@ -111,6 +114,41 @@ def print_table(results: list[dict]) -> None:
                    err=True)
 
 
+def print_op_profile(result: dict, top: int = 10) -> None:
+    """The slowest ops and the time by op type of a benchmark_model op profile."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console() if Console().is_terminal else Console(width=160)
+    profile = result["op_profile"]
+    rows = sorted(profile["run_order"], key=lambda r: -r["avg_ms"])[:top] or profile["top"][:top]
+    timings = profile.get("timings_us") or {}
+    total = timings.get("avg", timings.get("curr"))
+    title = (f"{result['model']}: slowest ops (benchmark_model op profile"
+             + (f", {timings.get('count'):.0f} runs, {total / 1000:.3f} ms per run" if total
+                else "") + ")")
+    table = Table(title=title, title_justify="left")
+    for name, justify in (("#", "right"), ("op", "left"), ("name", "left"), ("avg ms", "right"),
+                          ("%", "right"), ("cdf %", "right")):
+        table.add_column(name, justify=justify)
+    cdf = 0.0
+    for i, row in enumerate(rows, 1):
+        cdf += row["percent"]
+        table.add_row(str(i), escape(row["node_type"]), escape(row.get("name", "")[-60:]),
+                      f"{row['avg_ms']:.3f}", f"{row['percent']:.1f}", f"{cdf:.1f}")
+    console.print(table)
+    if profile["summary"]:
+        by_type = Table(title="time by op type", title_justify="left")
+        for name, justify in (("op", "left"), ("count", "right"), ("avg ms", "right"),
+                              ("%", "right")):
+            by_type.add_column(name, justify=justify)
+        for row in profile["summary"]:
+            by_type.add_row(escape(row["node_type"]), str(row.get("count", "-")),
+                            f"{row['avg_ms']:.3f}", f"{row['percent']:.1f}")
+        console.print(by_type)
+
+
 def warn_noisy(results: list[dict]) -> None:
     from ..runtime.bench import NOISY_RATIO
 
@@ -123,7 +161,7 @@ def warn_noisy(results: list[dict]) -> None:
 
 
 @click.command("bench")
-@click.argument("models", nargs=-1, required=True, metavar="MODEL.tflite [MODEL ...]")
+@click.argument("models", nargs=-1, metavar="MODEL.tflite [MODEL ...]")
 @click.option("--threads", "-t", default="1", show_default=True,
               help="Thread counts to measure, comma-separated (e.g. 1,2,4).")
 @runner_options
@@ -143,19 +181,39 @@ def warn_noisy(results: list[dict]) -> None:
               help="CPU affinity mask on the device, e.g. f0 for the big cores (with --adb).")
 @click.option("--use-gpu", is_flag=True, help="benchmark_model's GPU delegate (with --adb).")
 @click.option("--use-nnapi", is_flag=True, help="benchmark_model's NNAPI delegate (with --adb).")
+@click.option("--profile", is_flag=True, help="With --adb: per-op profile (benchmark_model "
+              "--enable_op_profiling=true): the slowest ops and the time by op type are "
+              "printed, every table is in --json.")
+@click.option("--from-output", "saved", multiple=True, metavar="SAVED.txt",
+              help="Read saved benchmark_model outputs (classic or LiteRT; '-' for stdin) "
+              "instead of running anything: the same results, profiles included. Repeatable.")
+@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Rows of the slowest-ops table printed for a profile.")
 def bench(models, threads, runs, warmup, min_seconds, no_xnnpack, image, as_json, csv_path,
-          use_adb, serials, benchmark_binary, taskset, use_gpu, use_nnapi):
+          use_adb, serials, benchmark_binary, taskset, use_gpu, use_nnapi, profile, saved, top):
     """Latency of MODEL.tflite files: init, first inference, warmup, then p50/p90/p99 of the
     steady state, throughput, size and peak memory growth; one table for several models and
     thread counts. Quote the median (p50): it is what a busy machine disturbs least."""
     if as_json and csv_path:
         raise EdgecnnError("choose one of --json and --csv")
+    if saved and (models or use_adb):
+        raise EdgecnnError("--from-output reads saved outputs; give it without MODEL files "
+                           "and --adb")
+    if not saved and not models:
+        raise EdgecnnError("give MODEL.tflite files to benchmark, or --from-output SAVED.txt")
+    if profile and not use_adb:
+        raise EdgecnnError("--profile is for --adb runs (benchmark_model's op profiling); on "
+                           "this machine use `edgecnn profile MODEL.tflite`")
     thread_counts = parse_threads(threads)
     if csv_path:
         from ..utils.files import check_output_path
 
         csv_path = check_output_path(csv_path)
-    if not use_adb:
+    if saved:
+        from ..runtime import adb
+
+        results = [adb.from_output(path) for path in saved]
+    elif not use_adb:
         used = [flag for flag, on in (("--serial", serials), ("--benchmark-binary",
                                                                 benchmark_binary),
                                        ("--taskset", taskset), ("--use-gpu", use_gpu),
@@ -174,7 +232,8 @@ def bench(models, threads, runs, warmup, min_seconds, no_xnnpack, image, as_json
         results = adb.benchmark_adb(models, benchmark_binary, serials=serials,
                                     threads=thread_counts, runs=runs, warmup=warmup,
                                     min_seconds=min_seconds, xnnpack=not no_xnnpack,
-                                    taskset=taskset, use_gpu=use_gpu, use_nnapi=use_nnapi)
+                                    taskset=taskset, use_gpu=use_gpu, use_nnapi=use_nnapi,
+                                    profile=profile)
     if csv_path:
         from ..utils.files import atomic_write_bytes
 
@@ -183,6 +242,9 @@ def bench(models, threads, runs, warmup, min_seconds, no_xnnpack, image, as_json
         click.echo(json.dumps(results, indent=2))
     else:
         print_table(results)
+        for result in results:
+            if result.get("op_profile"):
+                print_op_profile(result, top)
         if csv_path:
             click.echo(f"wrote {csv_path}", err=True)
     warn_noisy(results)

@@ -285,7 +285,8 @@ def _remote_model(path: str) -> str:
 
 def benchmark_command(remote_model: str, threads: int, runs=None, warmup=None,
                       min_seconds=None, xnnpack: bool = True, taskset: str | None = None,
-                      use_gpu: bool = False, use_nnapi: bool = False) -> list[str]:
+                      use_gpu: bool = False, use_nnapi: bool = False,
+                      profile: bool = False) -> list[str]:
     """The arguments after ``adb shell`` that run benchmark_model on the device."""
     cmd = ["taskset", taskset] if taskset else []
     cmd += [REMOTE_BINARY, f"--graph={remote_model}", f"--num_threads={int(threads)}"]
@@ -301,6 +302,8 @@ def benchmark_command(remote_model: str, threads: int, runs=None, warmup=None,
         cmd.append("--use_nnapi=true")
     else:
         cmd.append(f"--use_xnnpack={'true' if xnnpack else 'false'}")
+    if profile:
+        cmd.append("--enable_op_profiling=true")
     return cmd
 
 
@@ -383,8 +386,8 @@ def _row(path, serial, device, abi, threads, options, code, text) -> dict:
 
 def benchmark_adb(models, binary: str, serials=None, threads=(1,), runs=None, warmup=None,
                   min_seconds=None, xnnpack: bool = True, taskset: str | None = None,
-                  use_gpu: bool = False, use_nnapi: bool = False, adb: str | None = None,
-                  timeout: float = 900.0) -> list[dict]:
+                  use_gpu: bool = False, use_nnapi: bool = False, profile: bool = False,
+                  adb: str | None = None, timeout: float = 900.0) -> list[dict]:
     """Run TFLite's benchmark_model on Android devices over adb: one result row per model,
     thread count and device (devices in parallel, each one's runs in turn)."""
     models = [os.fspath(models)] if isinstance(models, (str, os.PathLike)) else \
@@ -402,7 +405,8 @@ def benchmark_adb(models, binary: str, serials=None, threads=(1,), runs=None, wa
     adb = find_adb(adb)
     serials = choose_serials(adb, list(serials or []))
     options = {"runs": runs, "warmup": warmup, "min_seconds": min_seconds, "xnnpack": xnnpack,
-               "taskset": taskset, "use_gpu": use_gpu, "use_nnapi": use_nnapi}
+               "taskset": taskset, "use_gpu": use_gpu, "use_nnapi": use_nnapi,
+               "profile": profile}
     with ThreadPoolExecutor(max_workers=len(serials)) as pool:
         futures = {s: pool.submit(_run_on_device, adb, s, models, binary, arch, threads_list,
                                   options, timeout) for s in serials}
@@ -411,3 +415,56 @@ def benchmark_adb(models, binary: str, serials=None, threads=(1,), runs=None, wa
     rows = [r for s in serials for r in per_device[s]]
     rows.sort(key=lambda r: (order[r["path"]], r["threads"], serials.index(r["source"][4:])))
     return rows
+
+
+_DELEGATE_SAYS = ((re.compile(r"Use NNAPI: \[1\]|TfLiteNnapiDelegate"), "nnapi"),
+                  (re.compile(r"Use gpu: \[1\]|TfLiteGpuDelegate"), "gpu"),
+                  (re.compile(r"Use xnnpack: \[0\]"), "cpu"),
+                  (re.compile(r"Use xnnpack: \[1\]|XNNPACK delegate|TfLiteXNNPackDelegate"),
+                   "xnnpack"))
+
+
+def saved_delegate(text: str) -> str | None:
+    """The delegate a saved output says it ran with (its flags first, then its log), or None
+    when it does not say."""
+    for pattern, delegate in _DELEGATE_SAYS:
+        if pattern.search(text):
+            return delegate
+    return None
+
+
+def from_output(path: str) -> dict:
+    """A saved ``benchmark_model`` output (a file, or "-" for stdin) as one result row of the
+    schema ``edgecnn bench`` gives (``source``: "saved output"), its op profile included."""
+    import sys
+
+    if path == "-":
+        text, where = sys.stdin.read(), "stdin"
+    else:
+        where = os.path.basename(path)
+        if not os.path.isfile(path):
+            raise EdgecnnError(f"--from-output {path}: no such file; give a saved "
+                               f"benchmark_model output (text)")
+        with open(path, "rb") as fh:
+            raw = fh.read()
+        if b"\0" in raw[:4096]:
+            raise EdgecnnError(f"--from-output {path}: a binary file, not benchmark_model's "
+                               f"text output")
+        text = raw.decode("utf-8", errors="replace")
+    try:
+        parsed = parse_benchmark_output(text)
+    except EdgecnnError as exc:
+        raise EdgecnnError(f"--from-output {where}: {exc}") from None
+    threads = parsed.pop("num_threads", None)
+    peak_mb = parsed.get("peak_rss_growth_mb")
+    delegate = saved_delegate(text)
+    row = {"model": where, "path": os.path.abspath(path) if path != "-" else None,
+           "source": "saved output", "device": None, "threads": threads,
+           "xnnpack": None if delegate is None else delegate == "xnnpack",
+           "delegate": delegate, **parsed, "size_bytes": None,
+           "peak_rss_growth_bytes": None if peak_mb is None else int(round(peak_mb * 2**20)),
+           "peak_rss_growth_mb": peak_mb}
+    row["spread_p90_p50"] = spread_ratio(row)
+    row["noisy"] = is_noisy(row)
+    return row
+
