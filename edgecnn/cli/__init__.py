@@ -4,7 +4,8 @@ This module builds the click group and exposes ``main`` (the console script
 ``edgecnn = "edgecnn.cli:main"``; ``python -m edgecnn.cli`` runs it too). Each command lives
 in a module of its own and never imports this one back:
 
-- ``models``: list, info;  ``convert``: convert;  ``bench``: bench;  ``sweep``: sweep, pick;
+- ``models``: list, info;  ``convert``: convert;  ``bench``: bench;  ``profile``: profile;
+  ``sweep``: sweep, pick;
   ``train``: train;  ``evaluate``: eval, predict;  ``export``: export android;
   ``weights``: weights list, weights import;
 - ``options``: the click options several commands share;
@@ -23,7 +24,7 @@ import click
 
 from .._version import __version__
 from ..errors import EdgecnnError, EdgecnnWarning
-from . import bench, convert, evaluate, export, models, sweep, train, weights
+from . import bench, convert, evaluate, export, models, profile, sweep, train, weights
 
 
 def _one_line(message: str) -> str:
@@ -72,7 +73,7 @@ def cli():
 
 for command in (models.list_cmd, models.info, convert.convert, export.export,
                 evaluate.eval_cmd, evaluate.predict, sweep.sweep, sweep.pick, bench.bench,
-                train.train, weights.weights):
+                profile.profile, train.train, weights.weights):
     cli.add_command(command)
 del command
 

@@ -1,0 +1,112 @@
+"""``edgecnn profile``: where the milliseconds go, per op: on this machine (LiteRT, each op
+timed alone: ``runtime.profile``) or from a saved ``benchmark_model --enable_op_profiling``
+output (``runtime.op_profile``). Works on the light install: no TensorFlow."""
+from __future__ import annotations
+
+import json
+
+import click
+
+from ..errors import EdgecnnError
+from .options import json_option
+
+
+def _saved_profile(path: str) -> dict:
+    from ..runtime.adb import from_output
+
+    row = from_output(path)
+    profile = row.get("op_profile")
+    if profile is None:
+        raise EdgecnnError(f"--from-output {path}: no op profile in it (run benchmark_model "
+                           f"with --enable_op_profiling=true)")
+    timings = profile.get("timings_us") or {}
+    total_us = timings.get("avg", timings.get("curr"))
+    rows = profile["run_order"] or profile["top"]
+    return {"method": "benchmark_model's op profiler (saved output)", "model": row["model"],
+            "threads": row.get("threads"), "delegate": row.get("delegate"),
+            "total_ms": None if total_us is None else total_us / 1000.0,
+            "ops_sum_ms": round(sum(r["avg_ms"] for r in rows), 5),
+            "ops": [{"index": i, "op": r["node_type"], "name": r.get("name", ""),
+                     "ms": r["avg_ms"], "percent": r.get("percent")}
+                    for i, r in enumerate(rows)],
+            "by_type": [{"op": r["node_type"], "count": r.get("count"), "ms": r["avg_ms"],
+                         "percent": r.get("percent")} for r in profile["summary"]],
+            "profile": profile}
+
+
+def _layer(name: str) -> str:
+    """The layer part of a converter's tensor name ("m/a_bn/FusedBatchNormV3;m/a/Conv2D1"
+    -> "a/Conv2D1"), at most 60 characters."""
+    if ";" in name:
+        name = name.split(";")[-1].split("/", 1)[-1]
+    return name if len(name) <= 60 else "..." + name[-57:]
+
+
+def print_profile(report: dict, top: int) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console() if Console().is_terminal else Console(width=160)
+    total = report.get("total_ms")
+    head = f"{report['model']}: " + (f"{total:.3f} ms per run" if total else "per-op profile")
+    if report.get("threads"):
+        head += f", {report['threads']} thread(s)"
+    console.print(f"[bold]{escape(head)}[/bold]")
+    console.print(f"method: {escape(report['method'])}")
+    if report.get("coverage") is not None:
+        console.print(f"the ops' own times add up to {report['ops_sum_ms']:.3f} ms, "
+                      f"{100 * report['coverage']:.0f} % of the whole run")
+    table = Table(title=f"slowest {min(top, len(report['ops']))} ops", title_justify="left")
+    for name, justify in (("#", "right"), ("op", "left"), ("output", "left"), ("ms", "right"),
+                          ("%", "right"), ("cum %", "right")):
+        table.add_column(name, justify=justify)
+    cumulative = 0.0
+    for row in sorted(report["ops"], key=lambda r: -r["ms"])[:top]:
+        share = row.get("percent") or 0.0
+        cumulative += share
+        table.add_row(str(row["index"]), escape(row["op"]), escape(_layer(row["name"])),
+                      f"{row['ms']:.4f}", f"{share:.1f}", f"{cumulative:.1f}")
+    console.print(table)
+    by_type = Table(title="by op type", title_justify="left")
+    for name, justify in (("op", "left"), ("count", "right"), ("ms", "right"), ("%", "right")):
+        by_type.add_column(name, justify=justify)
+    for entry in report["by_type"]:
+        share = entry.get("percent")
+        by_type.add_row(escape(entry["op"]), str(entry.get("count") or "-"),
+                        f"{entry['ms']:.4f}", "-" if share is None else f"{share:.1f}")
+    console.print(by_type)
+
+
+@click.command("profile")
+@click.argument("model", required=False, metavar="MODEL.tflite")
+@click.option("--threads", "-t", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--rounds", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Rounds of the whole model and every op, interleaved; medians reported.")
+@click.option("--no-xnnpack", is_flag=True, help="LiteRT's builtin kernels instead of XNNPACK.")
+@click.option("--top", type=click.IntRange(min=1), default=15, show_default=True,
+              help="Rows of the slowest-ops table.")
+@click.option("--from-output", "saved", default=None, metavar="SAVED.txt",
+              help="A saved benchmark_model output with --enable_op_profiling=true ('-' for "
+              "stdin) instead of timing MODEL here.")
+@json_option("Print the profile as JSON.")
+def profile(model, threads, rounds, no_xnnpack, top, saved, as_json):
+    """Per-op latency of MODEL.tflite on this machine: each op's time, its share of the whole
+    model's and the totals by op type; or the op tables of a saved benchmark_model run."""
+    if bool(model) == bool(saved):
+        raise EdgecnnError("give MODEL.tflite to profile here, or --from-output SAVED.txt "
+                           "(one of them)")
+    if saved:
+        report = _saved_profile(saved)
+    else:
+        import os
+
+        from ..runtime.profile import profile as run_profile
+
+        report = {"model": os.path.basename(model),
+                  **run_profile(model, threads=threads, rounds=rounds,
+                                xnnpack=not no_xnnpack)}
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        print_profile(report, top)
