@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ..errors import EdgecnnError
 from .bench import is_noisy, spread_ratio
-from .op_profile import regular_profile
+from .op_profile import regular_profile, strip_log_prefix as _strip_prefix
 from .tflite import read_model
 
 REMOTE_DIR = "/data/local/tmp"
@@ -68,12 +68,6 @@ NOT_EXECUTABLE = ("Permission denied", "can't execute", "cannot execute", "not e
                   "No such file or directory", "not found")
 
 
-_LOG_PREFIX = re.compile(r"^(?:INFO|WARN|WARNING|VERBOSE):\s*(?:\[[^\]]*:\d+\]\s*)?")
-
-
-def _strip_prefix(line: str) -> str:
-    """A log line without its ``INFO: `` (and LiteRT's ``[file.cc:123] ``) prefix."""
-    return _LOG_PREFIX.sub("", line.strip()).strip()
 
 
 def _parse_stat(rest: str, count: int) -> dict:

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import re
 
-_PREFIX = re.compile(r"^(?:INFO|WARN|WARNING|VERBOSE|ERROR):\s*(?:\[[^\]]*\]\s*)?")
+# "INFO: " and LiteRT's "INFO: [file.cc:123] " (not "[Init Phase]", which is the message)
+_PREFIX = re.compile(r"^(?:INFO|WARN|WARNING|VERBOSE):\s*(?:\[[^\]]*:\d+\]\s*)?")
 _TABLE = re.compile(r"^=+\s*(Run Order|Top by Computation Time|Summary by node type)\s*=+$")
 _TIMINGS = re.compile(r"^Timings \(microseconds\):\s*(.*)$")
 _PAIR = re.compile(r"(\w+)=([-+0-9.eE]+)")
@@ -36,8 +37,9 @@ TEXT = {"node_type", "name"}
 INTEGER = {"times_called", "count"}
 
 
-def _clean(line: str) -> str:
-    return _PREFIX.sub("", line.rstrip("\n"))
+def strip_log_prefix(line: str) -> str:
+    """A log line without its ``INFO: `` (and LiteRT's ``[file.cc:123] ``) prefix."""
+    return _PREFIX.sub("", line.strip()).strip()
 
 
 def _columns(header: str) -> list[str] | None:
@@ -80,7 +82,7 @@ def parse_op_profiles(text: str) -> list[dict]:
         return section
 
     for raw in text.splitlines():
-        line = _clean(raw)
+        line = strip_log_prefix(raw)
         stripped = line.strip()
         if stripped in SECTIONS:
             current, table, columns = open_section(SECTIONS[stripped]), None, None
