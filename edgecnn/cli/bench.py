@@ -114,41 +114,6 @@ def print_table(results: list[dict]) -> None:
                    err=True)
 
 
-def print_op_profile(result: dict, top: int = 10) -> None:
-    """The slowest ops and the time by op type of a benchmark_model op profile."""
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    console = Console() if Console().is_terminal else Console(width=160)
-    profile = result["op_profile"]
-    rows = sorted(profile["run_order"], key=lambda r: -r["avg_ms"])[:top] or profile["top"][:top]
-    timings = profile.get("timings_us") or {}
-    total = timings.get("avg", timings.get("curr"))
-    title = (f"{result['model']}: slowest ops (benchmark_model op profile"
-             + (f", {timings.get('count'):.0f} runs, {total / 1000:.3f} ms per run" if total
-                else "") + ")")
-    table = Table(title=title, title_justify="left")
-    for name, justify in (("#", "right"), ("op", "left"), ("name", "left"), ("avg ms", "right"),
-                          ("%", "right"), ("cdf %", "right")):
-        table.add_column(name, justify=justify)
-    cdf = 0.0
-    for i, row in enumerate(rows, 1):
-        cdf += row["percent"]
-        table.add_row(str(i), escape(row["node_type"]), escape(row.get("name", "")[-60:]),
-                      f"{row['avg_ms']:.3f}", f"{row['percent']:.1f}", f"{cdf:.1f}")
-    console.print(table)
-    if profile["summary"]:
-        by_type = Table(title="time by op type", title_justify="left")
-        for name, justify in (("op", "left"), ("count", "right"), ("avg ms", "right"),
-                              ("%", "right")):
-            by_type.add_column(name, justify=justify)
-        for row in profile["summary"]:
-            by_type.add_row(escape(row["node_type"]), str(row.get("count", "-")),
-                            f"{row['avg_ms']:.3f}", f"{row['percent']:.1f}")
-        console.print(by_type)
-
-
 def warn_noisy(results: list[dict]) -> None:
     from ..runtime.bench import NOISY_RATIO
 
@@ -242,9 +207,11 @@ def bench(models, threads, runs, warmup, min_seconds, no_xnnpack, image, as_json
         click.echo(json.dumps(results, indent=2))
     else:
         print_table(results)
+        from .profile import print_profile, report_from_row
+
         for result in results:
             if result.get("op_profile"):
-                print_op_profile(result, top)
+                print_profile(report_from_row(result), top)
         if csv_path:
             click.echo(f"wrote {csv_path}", err=True)
     warn_noisy(results)

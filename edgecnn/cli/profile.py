@@ -15,10 +15,16 @@ def _saved_profile(path: str) -> dict:
     from ..runtime.adb import from_output
 
     row = from_output(path)
-    profile = row.get("op_profile")
-    if profile is None:
+    if row.get("op_profile") is None:
         raise EdgecnnError(f"--from-output {path}: no op profile in it (run benchmark_model "
                            f"with --enable_op_profiling=true)")
+    return report_from_row(row)
+
+
+def report_from_row(row: dict) -> dict:
+    """A benchmark_model result row with an ``op_profile`` as a profile report (the shape
+    ``runtime.profile`` returns), for ``print_profile``."""
+    profile = row["op_profile"]
     timings = profile.get("timings_us") or {}
     total_us = timings.get("avg", timings.get("curr"))
     rows = profile["run_order"] or profile["top"]
@@ -52,6 +58,7 @@ def print_profile(report: dict, top: int) -> None:
     head = f"{report['model']}: " + (f"{total:.3f} ms per run" if total else "per-op profile")
     if report.get("threads"):
         head += f", {report['threads']} thread(s)"
+    head += ": the slowest ops and the time by op type"
     console.print(f"[bold]{escape(head)}[/bold]")
     console.print(f"method: {escape(report['method'])}")
     if report.get("coverage") is not None:
