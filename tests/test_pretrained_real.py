@@ -213,3 +213,38 @@ def test_bias_correction_brings_real_int8_logits_closer_to_float(tmp_path):
         logits = rt.run_logits(rt.load_interpreter(card.path), scored)
         errors[corrected] = float(np.sqrt(((logits - float_logits) ** 2).mean()))
     assert errors[True] < 0.8 * errors[False], errors
+
+
+@pytest.mark.slow
+def test_quant_error_names_lite0s_worst_layers_and_keep_float_moves_the_logits(tmp_path):
+    """`edgecnn quant-error` on Lite0's published weights and real photo views: the layers
+    whose own int8 error is largest are the linear bottlenecks (the *_project convolutions,
+    as measured on 500 ImageNet photos), each limited by its output's int8 range (own SNR at
+    its rounding SNR), so the suggestion keeps their readers too; keeping them in float
+    brings the logits measurably nearer float's, at one XNNPACK partition still."""
+    from PIL import Image
+
+    from edgecnn.jobs.quant_error import run_quant_error
+    from edgecnn.runtime.layer_error import range_limited
+
+    root = tmp_path / "views"
+    root.mkdir()
+    for i, view in enumerate(_photo_crops(256)):
+        Image.fromarray(view).save(root / f"view_{i:02d}.png")
+    report = run_quant_error("efficientnet_lite0", data_dir=str(root), weights=_weights_file(),
+                             images=8, rounds=1)
+    assert report["labels"] is None and report["images"] == 20   # no classes: agreement only
+    flagged = [r for r in report["layers"] if r.get("worst")]
+    assert [r["layer"] for r in flagged] and len(flagged) == 5
+    assert sum(r["layer"].endswith("_project") for r in flagged) >= 4, report["worst"]
+    assert sum(range_limited(r) for r in flagged) >= 4
+    suggestion = report["suggested_keep_float"]
+    assert any(name.endswith("_add") for name in suggestion)
+    int8 = report["models"]["int8"]
+    assert int8["all_int8"] and int8["xnnpack_partitions"] == 1 and int8["agreement"] >= 95
+    kept = run_quant_error("efficientnet_lite0", data_dir=str(root), weights=_weights_file(),
+                           images=2, rounds=1, keep_float=suggestion)["models"]
+    assert kept["int8"]["logit_snr_db"] == int8["logit_snr_db"]   # the same int8 model
+    after = kept["int8 keep-float"]
+    assert after["float_ops"]["CONV_2D"] == 5 and after["xnnpack_partitions"] == 1
+    assert after["logit_snr_db"] > int8["logit_snr_db"] + 0.1, (after, int8)

@@ -100,8 +100,29 @@ def test_cli_profile_from_a_saved_output():
     assert "Conv2d_5_pointwise" in table.output and "slowest 3 ops" in table.output
 
 
+def test_cli_profile_plot_draws_the_time_by_op_type(tmp_path, monkeypatch):
+    saved = os.path.join(REAL, "01_mobilenet_v1_riscv_qemu_op_profiling.txt")
+    png = tmp_path / "ops.png"
+    result = CliRunner().invoke(cli, ["profile", "--from-output", saved, "--plot", str(png),
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["plot"] == str(png)
+    from PIL import Image
+
+    with Image.open(png) as image:   # a real PNG, one bar per op type: taller with more
+        assert image.format == "PNG" and image.size[0] == 1000 and image.size[1] >= 200
+    monkeypatch.setitem(sys.modules, "matplotlib", None)   # as on the light install
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    missing = tmp_path / "none.png"
+    assert_one_line_error(CliRunner().invoke(cli, ["profile", "--from-output", saved,
+                                                   "--plot", str(missing)]),
+                          "needs matplotlib", "pip install matplotlib")
+    assert not missing.exists()
+
+
 @pytest.mark.parametrize("args, fragment", [
     ([], "give MODEL.tflite"),
+    (["m.tflite", "--plot", "x.jpg"], "give a path ending in .png"),
     (["m.tflite", "--from-output", "x.txt"], "one of them"),
     (["missing.tflite"], "missing.tflite"),
     (["--from-output", os.path.join(REAL, "08_ti_am62x_cpu_plain_info_prefix.txt")],

@@ -5,6 +5,7 @@ This module builds the click group and exposes ``main`` (the console script
 in a module of its own and never imports this one back:
 
 - ``models``: list, info;  ``convert``: convert;  ``bench``: bench;  ``profile``: profile;
+  ``quant_error``: quant-error;
   ``sweep``: sweep, pick;
   ``train``: train;  ``evaluate``: eval, predict;  ``export``: export android;
   ``weights``: weights list, weights import;
@@ -24,7 +25,8 @@ import click
 
 from .._version import __version__
 from ..errors import EdgecnnError, EdgecnnWarning
-from . import bench, convert, evaluate, export, models, profile, sweep, train, weights
+from . import (bench, convert, evaluate, export, models, profile, quant_error, sweep,
+               train, weights)
 
 
 def _one_line(message: str) -> str:
@@ -73,7 +75,7 @@ def cli():
 
 for command in (models.list_cmd, models.info, convert.convert, export.export,
                 evaluate.eval_cmd, evaluate.predict, sweep.sweep, sweep.pick, bench.bench,
-                profile.profile, train.train, weights.weights):
+                profile.profile, quant_error.quant_error, train.train, weights.weights):
     cli.add_command(command)
 del command
 

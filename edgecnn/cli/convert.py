@@ -37,18 +37,28 @@ from .options import (PRECISION_FLAGS, calib_samples_option, choose_precision, d
 @click.option("--bias-correction/--no-bias-correction", default=True, show_default=True,
               help="Post-training int8: take the mean error of each layer's int8 weights out "
               "of its bias, measured on the calibration images (costs a float32 conversion).")
+@click.option("--keep-float", "keep_float", multiple=True, metavar="LAYER[,LAYER]",
+              help="Post-training int8: leave these layers (Keras layer names or shell "
+              "patterns such as 'stage6_*'; edgecnn quant-error names the ones that lose the "
+              "most) in float, with QUANTIZE/DEQUANTIZE around them.")
 @click.option("--strict", is_flag=True, help="Fail (exit 2, nothing written) when an int8 "
               "model is not integer-only and one XNNPACK partition.")
 @json_option("Print the report as JSON.")
 def convert(name, alpha, resolution, rho, num_classes, minimalistic, extra, int8, fp16, dynamic,
             qat, qat_epochs, distill, weights, data_dir, labels, calib_samples, io_dtype, output,
-            bn_init, bias_correction, strict, as_json):
+            bn_init, bias_correction, keep_float, strict, as_json):
     """Build NAME and convert it to a validated .tflite with its model card."""
     precision = choose_precision(int8, fp16, dynamic, io_dtype,
                                  default="int8" if qat else "float32")
     if qat and precision != "int8":
         raise EdgecnnError(f"--qat makes an int8 model; drop {PRECISION_FLAGS[precision]}")
     from ..jobs.convert import run_convert
+    from .quant_error import split_layers
+
+    keep_float = split_layers(keep_float)
+    if keep_float and (precision != "int8" or qat):
+        raise EdgecnnError("--keep-float leaves layers of a post-training int8 model in float: "
+                           "use it with --int8 and without --qat")
 
     report = run_convert(
         name, alpha=alpha, resolution=resolution, rho=rho, num_classes=num_classes,
@@ -56,7 +66,7 @@ def convert(name, alpha, resolution, rho, num_classes, minimalistic, extra, int8
         qat_epochs=qat_epochs, distill=distill, weights=weights, data_dir=data_dir,
         labels=labels, calib_samples=calib_samples,
         io_dtype=io_dtype, output=output, quiet=as_json, bn_init=bn_init,
-        bias_correction=bias_correction, strict=strict)
+        bias_correction=bias_correction, keep_float=keep_float, strict=strict)
     if as_json:
         click.echo(json.dumps({"path": report.path, **report.to_dict()}, indent=2))
     else:

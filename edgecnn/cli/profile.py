@@ -85,6 +85,21 @@ def print_profile(report: dict, top: int) -> None:
     console.print(by_type)
 
 
+def plot_profile(report: dict, output: str) -> str:
+    """The time by op type as horizontal bars (ms, share of the run in the labels)."""
+    from ..runtime.charts import bar_chart
+
+    entries = report["by_type"]
+    labels = [f"{e['op']} x{e['count']}" + (f" ({e['percent']:.0f} %)"
+                                            if e.get("percent") is not None else "")
+              if e.get("count") else e["op"] for e in entries]
+    total = report.get("total_ms")
+    title = f"{report['model']}: time by op type" + (f", {total:.3f} ms per run"
+                                                     if total else "")
+    return bar_chart(output, labels, [e["ms"] for e in entries], title=title, xlabel="ms",
+                     what="--plot (the op-type chart)", note=report["method"][:110])
+
+
 @click.command("profile")
 @click.argument("model", required=False, metavar="MODEL.tflite")
 @click.option("--threads", "-t", type=click.IntRange(min=1), default=1, show_default=True)
@@ -96,13 +111,21 @@ def print_profile(report: dict, top: int) -> None:
 @click.option("--from-output", "saved", default=None, metavar="SAVED.txt",
               help="A saved benchmark_model output with --enable_op_profiling=true ('-' for "
               "stdin) instead of timing MODEL here.")
+@click.option("--plot", default=None, metavar="PNG",
+              help="Write a bar chart of the time by op type.")
 @json_option("Print the profile as JSON.")
-def profile(model, threads, rounds, no_xnnpack, top, saved, as_json):
+def profile(model, threads, rounds, no_xnnpack, top, saved, plot, as_json):
     """Per-op latency of MODEL.tflite on this machine: each op's time, its share of the whole
     model's and the totals by op type; or the op tables of a saved benchmark_model run."""
     if bool(model) == bool(saved):
         raise EdgecnnError("give MODEL.tflite to profile here, or --from-output SAVED.txt "
                            "(one of them)")
+    if plot is not None and not plot.endswith(".png"):
+        raise EdgecnnError(f"--plot {plot}: the chart is a PNG; give a path ending in .png")
+    if plot is not None:
+        from ..utils.files import check_output_path
+
+        check_output_path(plot)
     if saved:
         report = _saved_profile(saved)
     else:
@@ -113,7 +136,11 @@ def profile(model, threads, rounds, no_xnnpack, top, saved, as_json):
         report = {"model": os.path.basename(model),
                   **run_profile(model, threads=threads, rounds=rounds,
                                 xnnpack=not no_xnnpack)}
+    if plot is not None:
+        report["plot"] = plot_profile(report, plot)
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:
         print_profile(report, top)
+        if plot is not None:
+            click.echo(f"wrote {plot}")

@@ -64,7 +64,9 @@ def print_conversion(card, path: str | None = None, console=None) -> None:
                      + (f", {calibration['samples']} images" if calibration.get("samples")
                         else "")
                      + (f"; bias correction in {calibration['bias_correction']['layers']} "
-                        f"layers" if calibration.get("bias_correction") else "")))
+                        f"layers" if calibration.get("bias_correction") else "")
+                     + (f"; {calibration['keep_float']['ops']} op(s) kept in float"
+                        if calibration.get("keep_float") else "")))
     if card.conversion_seconds is not None:
         rows.append(("conversion time", f"{card.conversion_seconds:.1f} s"))
     rows.append(("versions", ", ".join(f"{k} {v}" for k, v in (card.versions or {}).items())))

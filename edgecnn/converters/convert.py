@@ -61,7 +61,41 @@ def _representative(pixels: np.ndarray, progress=None):
     return gen
 
 
-def _convert_bytes(deploy_model, precision, io_dtype, qat, calibration, progress):
+def _kept_float(calibrated: bytes, keep_float, known=None) -> tuple[list[str], dict]:
+    """The op names (output tensors) of the calibrated graph that ``keep_float`` (Keras layer
+    or tensor names) asks to leave in float, and which layer matched which."""
+    from ..runtime.flatbuf import unpack
+    from ..runtime.layer_error import match_layers
+
+    model = unpack(calibrated)
+    graph = model.subgraphs[0]
+    names = []
+    for op in graph.operators:
+        name = graph.tensors[op.outputs[0]].name
+        names.append(name.decode() if isinstance(name, bytes) else str(name))
+    matched = match_layers(list(keep_float), names, known)
+    return sorted({n for hits in matched.values() for n in hits}, key=names.index), matched
+
+
+def _quantize_keeping_float(converter, io_dtype, keep_float, known) -> tuple[bytes, dict]:
+    """Post-training int8 with some ops left in float: the converter calibrates only, then
+    its MLIR quantizer (the same call ``convert`` makes) runs with those ops denylisted
+    (the mechanism of ``tf.lite.experimental.QuantizationDebugger``'s ``denylisted_nodes``).
+    Float ops get QUANTIZE / DEQUANTIZE around them."""
+    from tensorflow.lite.python.convert import mlir_quantize
+
+    converter._experimental_calibrate_only = True
+    calibrated = converter.convert()
+    nodes, matched = _kept_float(calibrated, keep_float, known)
+    dtype = {"float32": tf.float32, "int8": tf.int8, "uint8": tf.uint8}[io_dtype]
+    quantized = mlir_quantize(calibrated, input_data_type=dtype, output_data_type=dtype,
+                              denylisted_nodes=nodes)
+    return quantized, {"layers": list(keep_float), "ops": len(nodes),
+                       "matched": {k: len(v) for k, v in matched.items()}}
+
+
+def _convert_bytes(deploy_model, precision, io_dtype, qat, calibration, progress,
+                   keep_float=None):
     size = deploy_model.input_shape[1:]
     def serve(x):
         return deploy_model(x, training=False)
@@ -89,7 +123,12 @@ def _convert_bytes(deploy_model, precision, io_dtype, qat, calibration, progress
         converter.inference_output_type = converter.inference_input_type
     try:
         with native_stderr_silenced():  # the MLIR quantizer prints its settings on fd 2
+            if keep_float:
+                return _quantize_keeping_float(converter, io_dtype, keep_float,
+                                               {layer.name for layer in deploy_model.layers})
             return converter.convert()
+    except EdgecnnError:
+        raise
     except Exception as exc:  # the converter raises many types, with long messages
         raise EdgecnnError(f"TFLite conversion failed: {str(exc).strip().splitlines()[0]}") \
             from None
@@ -152,7 +191,7 @@ def convert(model, output_path, precision: str = "float32", representative_data=
             labels=None, preprocessing=None, card_path: str | None = "auto",
             calibration_source: str = "user data", validation_source: str | None = None,
             folds: bool = True, bias_correction: bool = True, strict: bool = False,
-            model_info: dict | None = None, progress=None) -> ModelCard:
+            keep_float=None, model_info: dict | None = None, progress=None) -> ModelCard:
     """Convert a Keras model to a validated .tflite and write its model card.
 
     model: an edgecnn model (float) or its QAT form from ``quantize_aware``.
@@ -173,6 +212,9 @@ def convert(model, output_path, precision: str = "float32", representative_data=
     bias_correction: post-training int8 only: take the mean error that rounding each
     layer's weights to int8 puts on its output out of its bias, measured on the calibration
     images (``edgecnn.converters.bias``; costs a float32 conversion).
+    keep_float: post-training int8 only: Keras layer names (or converter tensor names) whose
+    ops stay in float, with QUANTIZE / DEQUANTIZE around them (``edgecnn quant-error`` names
+    the layers that lose the most). A name that matches no op is an error.
     strict: an int8 model that is not integer-only or not one XNNPACK partition is an error
     (nothing is written); otherwise the report warns and names each op left outside.
     model_info: entries added to the card's ``model`` record (e.g. how weights were set).
@@ -194,6 +236,10 @@ def convert(model, output_path, precision: str = "float32", representative_data=
     if card_path:
         check_output_path(card_path)
     qat = is_qat(model)
+    keep_float = [k for k in (keep_float or []) if k]
+    if keep_float and (precision != "int8" or qat):
+        raise EdgecnnError("keeping layers in float applies to post-training int8 (precision "
+                           "int8 of a float model, not QAT)")
     if precision == "int8" and not qat and representative_data is None:
         raise EdgecnnError("int8 conversion of a float model needs representative_data "
                            "(images for post-training calibration), or a QAT model from "
@@ -216,7 +262,13 @@ def convert(model, output_path, precision: str = "float32", representative_data=
     validation = validation[:256]
 
     start = time.perf_counter()
-    model_bytes = _convert_bytes(deploy_model, precision, io_dtype, qat, calibration, progress)
+    kept = None
+    if keep_float:
+        model_bytes, kept = _convert_bytes(deploy_model, precision, io_dtype, qat, calibration,
+                                           progress, keep_float=keep_float)
+    else:
+        model_bytes = _convert_bytes(deploy_model, precision, io_dtype, qat, calibration,
+                                     progress)
     corrected = None
     if precision == "int8" and not qat and bias_correction:
         float_bytes = _convert_bytes(deploy_model, "float32", "float32", False, None, None)
@@ -247,6 +299,9 @@ def convert(model, output_path, precision: str = "float32", representative_data=
     if precision == "int8" and not qat and calibration_source == "synthetic":
         warnings.append("calibrated on synthetic images: accuracy is not meaningful (latency "
                         "is)")
+    if kept:
+        warnings.append(f"kept in float as asked: {', '.join(kept['layers'])} ({kept['ops']} "
+                        f"op(s)); the model is not integer-only")
     if precision == "int8" and (not analysis["all_int8"] or analysis["xnnpack_partitions"] != 1):
         problem = rt.describe_split(analysis)
         if strict:
@@ -279,7 +334,8 @@ def convert(model, output_path, precision: str = "float32", representative_data=
         calibration={"source": "QAT ranges" if qat else (calibration_source if calibration is
                      not None else None),
                      "samples": 0 if calibration is None or qat else int(len(calibration)),
-                     **({"bias_correction": corrected} if corrected else {})},
+                     **({"bias_correction": corrected} if corrected else {}),
+                     **({"keep_float": kept} if kept else {})},
         labels=_card_labels(labels, config, out_detail["shape"]), versions=_versions(),
         folds={"input_normalization": folded is not None, "hard_swish_sixth": hard_swishes,
                "hard_swish_fused": fused, **(fitted or {})},

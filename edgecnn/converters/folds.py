@@ -209,7 +209,8 @@ def _sixth_mul(model, graph, producer, consumers, op_index, alone=False):
     ``alone``, ADD is read only by it too)."""
     schema = _schema()
     op = graph.operators[op_index]
-    if opcode_name(model, op) != "MUL" or len(op.inputs) != 2:
+    if opcode_name(model, op) != "MUL" or len(op.inputs) != 2 or \
+            graph.tensors[op.outputs[0]].type not in (3, 9):   # a float op (kept in float)
         return None
     for a, r in (op.inputs, op.inputs[::-1]):
         m1, add = producer.get(int(a)), producer.get(int(r))

@@ -28,7 +28,8 @@ def _warn(message: str, quiet: bool) -> None:
 def run_convert(name, *, alpha=1.0, resolution=None, rho=None, num_classes=1000, options=None,
                 precision="float32", qat=False, qat_epochs=1, distill=False, weights="auto",
                 data_dir=None, labels="auto", calib_samples=200, io_dtype=None, output=None,
-                quiet=False, bn_init=True, bias_correction=True, strict=False):
+                quiet=False, bn_init=True, bias_correction=True, keep_float=None,
+                strict=False):
     """Everything ``edgecnn convert`` does; returns the ConversionReport.
 
     weights: "auto" (ImageNet weights where the catalog has them, else random with a
@@ -41,7 +42,8 @@ def run_convert(name, *, alpha=1.0, resolution=None, rho=None, num_classes=1000,
     bn_init: when the model's weights are random (``weights="none"``, or "auto" without
     published weights), set the BatchNorm statistics from the calibration images first
     (``models.init``), so the network's activations, int8 scales and graph are those of a
-    trained network of the same shape. bias_correction, strict: see ``edgecnn.convert``."""
+    trained network of the same shape. bias_correction, keep_float, strict: see
+    ``edgecnn.convert``."""
     from ..utils.files import check_output_path
     from ..converters.convert import convert, weights_are_random
     from ..converters.qat import calibrate_ranges, quantize_aware
@@ -128,6 +130,7 @@ def run_convert(name, *, alpha=1.0, resolution=None, rho=None, num_classes=1000,
                        validation_source=f"{source} images" + (" (labelled)" if eval_labels
                                                                 is not None else ""),
                        bias_correction=bias_correction, strict=strict,
+                       keep_float=keep_float,
                        model_info=model_info, progress=advance)
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..data.folder import load_image, pil_image
 from ..data.labelled import Dataset, label_space, scan
-from ..errors import EdgecnnError, MissingExtraError
+from ..errors import EdgecnnError
 from . import tflite as rt
 from .card import ModelCard
 
@@ -200,16 +200,10 @@ def plot_confusion(result: dict, output: str) -> str:
     """Write the confusion matrix of ``result`` as a PNG (rows: true class, normalized per
     row; counts written in the cells when there are at most 30 classes). Needs matplotlib.
     Only the classes present in the data or predicted are drawn."""
-    from ..utils.files import atomic_write_bytes, check_output_path
+    from ..utils.files import check_output_path
+    from .charts import figure, save_png
 
     output = check_output_path(output)
-    try:
-        from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
-    except ImportError:
-        raise MissingExtraError("--plot (the confusion matrix PNG)", missing="matplotlib") \
-            from None
-    import io
-
     confusion = confusion_matrix(result)
     keep = np.flatnonzero(confusion.sum(0) + confusion.sum(1))
     cm = confusion[np.ix_(keep, keep)]
@@ -217,7 +211,7 @@ def plot_confusion(result: dict, output: str) -> str:
     rows = cm.sum(1, keepdims=True)
     share = np.divide(cm, rows, out=np.zeros(cm.shape, np.float64), where=rows > 0)
     side = min(4 + 0.45 * len(keep), 40)
-    fig = Figure(figsize=(side + 1.5, side))
+    fig = figure("--plot (the confusion matrix PNG)", (side + 1.5, side))
     ax = fig.add_subplot()
     image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
@@ -234,8 +228,4 @@ def plot_confusion(result: dict, output: str) -> str:
                 if cm[i, j]:
                     ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
                             color="white" if share[i, j] > 0.5 else "black")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    atomic_write_bytes(output, buffer.getvalue())
-    return output
+    return save_png(fig, output)

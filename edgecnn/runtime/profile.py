@@ -54,7 +54,7 @@ def single_op_models(model_bytes: bytes) -> list[dict]:
     return ops
 
 
-class _Timer:
+class Timer:
     """An interpreter with its inputs set once (random, in each input's dtype)."""
 
     def __init__(self, data: bytes, threads: int, xnnpack: bool, seed: int = 0):
@@ -102,12 +102,12 @@ def profile(path_or_bytes, threads: int = 1, rounds: int = 3, xnnpack: bool = Tr
     if len(model.subgraphs) != 1:
         raise EdgecnnError(f"the model has {len(model.subgraphs)} subgraphs; edgecnn profile "
                            f"times single-graph models (every edgecnn model is one)")
-    whole = _Timer(data, threads, xnnpack)
+    whole = Timer(data, threads, xnnpack)
     ops = single_op_models(data)
     timers = []
     for op in ops:
         try:
-            timers.append(_Timer(op["bytes"], threads, xnnpack))
+            timers.append(Timer(op["bytes"], threads, xnnpack))
         except EdgecnnError as exc:
             raise EdgecnnError(f"op {op['index']} ({op['op']}) cannot run alone: {exc}") \
                 from None
