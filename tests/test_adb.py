@@ -3,9 +3,10 @@ the adb command sequence.
 
 There is no phone here. The adb tests put a STAND-IN `adb` on PATH: a small script this
 file writes, which records its arguments and answers like adb would (device list, pushes,
-getprop) and, for the benchmark_model run, replays a recorded-style output from
-tests/data/benchmark_model/. What is tested is edgecnn's side: the commands it sends, in
-order, and what it makes of the answers.
+getprop) and, for the benchmark_model run, replays a REAL benchmark_model output from
+tests/data/benchmark_outputs/ (outputs published in public repositories, copied byte-exact;
+its README.md cites the source of each file). What is tested is edgecnn's side: the commands
+it sends, in order, and what it makes of the answers.
 """
 import json
 import os
@@ -21,7 +22,15 @@ from edgecnn.cli import cli
 from edgecnn.errors import EdgecnnError
 from edgecnn.runtime.adb import REMOTE_BINARY, benchmark_adb, parse_benchmark_output
 
-DATA = os.path.join(os.path.dirname(__file__), "data", "benchmark_model")
+# Real benchmark_model outputs, each with its published source in that folder's README.md
+REAL = os.path.join(os.path.dirname(__file__), "data", "benchmark_outputs")
+CURRENT = "09_ti_am62x_xnnpack_plain_info_prefix.txt"  # TFLite ~2.18+: XNNPACK, p5/median/p95
+CURRENT_SCI = "01_mobilenet_v1_riscv_qemu_op_profiling.txt"  # "Num threads", avg=2.95034e+06
+V24_TAIL = "03_yolov5s_android_cpu_plain_tail.txt"  # v2.4 "Peak memory footprint (MB)" line
+LEGACY = "05_tflite_readme_sample_mobilenet_quant_old_format.txt"  # "Average inference ..."
+FAILED = "04_yolov5s_android_nnapi_failed.txt"  # NNAPI delegate failure, "Benchmarking failed."
+PERIODIC_PEAK = "11_chromeos_tast_xnnpack_selected_lines_periodic_peak_memory.txt"  # "Overall
+# peak memory footprint (MB) via periodic monitoring: ..." (--report_peak_memory_footprint)
 ASSETS = os.path.join(os.path.dirname(__file__), "..", "android_demo", "app", "src", "main",
                       "assets")
 with open(os.path.join(ASSETS, "edgecnn_bundle.json")) as _f:
@@ -29,40 +38,74 @@ with open(os.path.join(ASSETS, "edgecnn_bundle.json")) as _f:
 
 
 def recorded(name):
-    with open(os.path.join(DATA, name)) as f:
+    with open(os.path.join(REAL, name)) as f:
         return f.read()
 
 
 # --- the parser ------------------------------------------------------------------------------
 
 def test_parses_the_current_generation():
-    r = parse_benchmark_output(recorded("current_android_arm64.txt"))
-    # "Inference timings in us: Init: 41706, First inference: 14930, Warmup (avg): 8063.95,
-    #  Inference (avg): 7766.41" and the timed runs' line with p5/median/p95
+    r = parse_benchmark_output(recorded(CURRENT))
+    # 09: "INFO: Inference timings in us: Init: 614333, First inference: 905463, Warmup (avg):
+    #  905463, Inference (avg): 899641" and the timed runs' line "INFO: count=50 first=900416
+    #  curr=898333 min=898007 max=906121 avg=899641 std=1549 p5=898333 median=899281 p95=904305"
+    #  after the warmup line "INFO: count=1 curr=905463 p5=905463 median=905463 p95=905463"
     assert r["output_generation"] == "current"
-    assert r["init_ms"] == pytest.approx(41.706) and r["first_ms"] == pytest.approx(14.930)
-    assert r["warmup_ms"] == pytest.approx(8.06395) and r["mean_ms"] == pytest.approx(7.76641)
-    assert r["runs"] == 129 and r["warmup_runs"] == 62
-    assert (r["min_ms"], r["max_ms"], r["std_ms"]) == pytest.approx((7.534, 11.204, 0.412))
-    assert (r["p5_ms"], r["p50_ms"], r["p95_ms"]) == pytest.approx((7.552, 7.672, 8.391))
+    assert r["init_ms"] == pytest.approx(614.333) and r["first_ms"] == pytest.approx(905.463)
+    assert r["warmup_ms"] == pytest.approx(905.463) and r["mean_ms"] == pytest.approx(899.641)
+    assert r["runs"] == 50 and r["warmup_runs"] == 1
+    assert (r["min_ms"], r["max_ms"], r["std_ms"]) == pytest.approx((898.007, 906.121, 1.549))
+    assert (r["p5_ms"], r["p50_ms"], r["p95_ms"]) == pytest.approx((898.333, 899.281, 904.305))
     assert r["p90_ms"] is None and r["p99_ms"] is None  # benchmark_model does not print them
-    assert r["init_rss_growth_mb"] == pytest.approx(9.57031)
-    assert r["peak_rss_growth_mb"] == pytest.approx(14.2109)
-    assert r["num_threads"] == 4 and r["model_size_mb"] == pytest.approx(3.91544)
-    assert r["throughput_ips"] == pytest.approx(1000 / 7.76641)
+    # "INFO: Memory footprint delta from the start of the tool (MB): init=146.363 overall=150.141"
+    assert r["init_rss_growth_mb"] == pytest.approx(146.363)
+    assert r["peak_rss_growth_mb"] == pytest.approx(150.141)
+    # "INFO: The input model file size (MB): 67.3128"; this build echoes no "Num threads"
+    assert r["model_size_mb"] == pytest.approx(67.3128) and "num_threads" not in r
+    assert "peak_memory_mb" not in r  # run without --report_peak_memory_footprint
+    assert r["throughput_ips"] == pytest.approx(1000 / 899.641)
+
+    r = parse_benchmark_output(recorded(CURRENT_SCI))
+    # 01: "Num threads: [4]", "The input model file size (MB): 16.9008", and scientific
+    # notation: "Inference timings in us: Init: 17187, First inference: 3512391, Warmup (avg):
+    # 3.51239e+06, Inference (avg): 2.95034e+06"; "count=50 first=2990275 curr=2913402
+    # min=2727568 max=3189954 avg=2.95034e+06 std=109798" (no percentiles in this build)
+    assert r["output_generation"] == "current" and r["num_threads"] == 4
+    assert r["model_size_mb"] == pytest.approx(16.9008)
+    assert r["init_ms"] == pytest.approx(17.187) and r["first_ms"] == pytest.approx(3512.391)
+    assert r["warmup_ms"] == pytest.approx(3512.39) and r["mean_ms"] == pytest.approx(2950.34)
+    assert r["runs"] == 50 and r["warmup_runs"] == 1 and r["p50_ms"] is None
+    assert (r["min_ms"], r["max_ms"], r["std_ms"]) == pytest.approx((2727.568, 3189.954,
+                                                                     109.798))
+    # "Memory footprint delta from the start of the tool (MB): init=4.21094 overall=46.0859"
+    assert r["init_rss_growth_mb"] == pytest.approx(4.21094)
+    assert r["peak_rss_growth_mb"] == pytest.approx(46.0859)
+
+    r = parse_benchmark_output(recorded(V24_TAIL))
+    # 03 (TFLite v2.4, tail only): the older wording "Peak memory footprint (MB):
+    # init=4.92969 overall=138.809"; only the timed runs' count line was published
+    assert r["mean_ms"] == pytest.approx(249.684) and r["first_ms"] == pytest.approx(360.262)
+    assert r["runs"] == 50 and r["warmup_runs"] is None
+    assert r["init_rss_growth_mb"] == pytest.approx(4.92969)
+    assert r["peak_rss_growth_mb"] == pytest.approx(138.809)
 
 
 def test_parses_the_legacy_generation():
-    r = parse_benchmark_output(recorded("legacy_android_arm64.txt"))
-    # "Average inference timings in us: Warmup: 10473.2, Init: 52113, Inference: 10221.6"
+    r = parse_benchmark_output(recorded(LEGACY))
+    # 05 (official README sample, ~2018): "Average inference timings in us: Warmup: 83235,
+    # Init: 38467, Inference: 79760.9", after an op profile. The published block has no
+    # "count=" lines, so there is no run count, first run or spread from them.
     assert r["output_generation"] == "legacy"
-    assert r["init_ms"] == pytest.approx(52.113) and r["warmup_ms"] == pytest.approx(10.4732)
-    assert r["mean_ms"] == pytest.approx(10.2216)
-    assert r["first_ms"] == pytest.approx(16.873)  # from the warmup line's first=
-    assert r["runs"] == 98 and r["warmup_runs"] == 48 and r["p50_ms"] is None
-    assert (r["min_ms"], r["max_ms"], r["std_ms"]) == pytest.approx((9.874, 13.96, 0.583))
-    assert r["init_rss_growth_mb"] == pytest.approx(10.1836)
-    assert r["peak_rss_growth_mb"] == pytest.approx(16.8281)
+    assert r["init_ms"] == pytest.approx(38.467) and r["warmup_ms"] == pytest.approx(83.235)
+    assert r["mean_ms"] == pytest.approx(79.7609)
+    assert r["throughput_ips"] == pytest.approx(1000 / 79.7609)
+    assert r["first_ms"] is None and r["runs"] is None and r["warmup_runs"] is None
+    assert r["p50_ms"] is None and r["min_ms"] is None
+    assert "init_rss_growth_mb" not in r and "peak_rss_growth_mb" not in r  # none printed
+    # the profile's own "Timings (microseconds): count=50 first=79449 curr=81350 min=77385
+    # max=88213 avg=79732 std=1929" stays in the op profile, not in the summary fields
+    assert r["op_profile"]["timings_us"]["count"] == 50
+    assert r["op_profile"]["timings_us"]["avg"] == pytest.approx(79732)
 
 
 def test_parses_the_oldest_summary_and_all_same_stat_lines():
@@ -85,16 +128,35 @@ def test_parses_the_oldest_summary_and_all_same_stat_lines():
 
 
 def test_parses_the_periodic_peak_memory_line():
-    text = recorded("current_android_arm64.txt") + (
-        "INFO: Overall peak memory footprint (MB) via periodic monitoring: 21.0508\n")
-    assert parse_benchmark_output(text)["peak_memory_mb"] == pytest.approx(21.0508)
+    r = parse_benchmark_output(recorded(PERIODIC_PEAK))
+    # 11 (ChromeOS tast, --report_peak_memory_footprint=true, lines selected by the author):
+    # "INFO: Overall peak memory footprint (MB) via periodic monitoring: 93.2383" after
+    # "INFO: Inference timings in us: Init: 3337, First inference: 81913, Warmup (avg): 58984.7,
+    #  Inference (avg): 56265.8"
+    assert r["peak_memory_mb"] == pytest.approx(93.2383)
+    assert r["output_generation"] == "current"
+    assert r["init_ms"] == pytest.approx(3.337) and r["first_ms"] == pytest.approx(81.913)
+    assert r["warmup_ms"] == pytest.approx(58.9847) and r["mean_ms"] == pytest.approx(56.2658)
+    # "INFO: count=9 first=81913 ..." (warmup) and "INFO: count=1061 first=56576 curr=56299
+    # min=54669 max=60236 avg=56265.8 std=982"
+    assert r["runs"] == 1061 and r["warmup_runs"] == 9
+    assert (r["min_ms"], r["max_ms"], r["std_ms"]) == pytest.approx((54.669, 60.236, 0.982))
+    # the author left out the "Memory footprint delta" line: no RSS growth is made up
+    assert "peak_rss_growth_mb" not in r
 
 
 def test_a_rejected_model_or_no_results_are_errors():
-    with pytest.raises(EdgecnnError, match="Didn't find op for builtin opcode 'HARD_SWISH'"):
-        parse_benchmark_output(recorded("rejected_model.txt"))
+    # 04: "ERROR: Node number 248 (TfLiteNnapiDelegate) failed to prepare." ... "Failed to
+    # apply NNAPI delegate." / "Benchmarking failed."; edgecnn quotes the "Failed to apply"
+    # line (one of its MODEL_REJECTED markers)
+    with pytest.raises(EdgecnnError, match=r"^benchmark_model could not run the model: "
+                                           r"Failed to apply NNAPI delegate\.$"):
+        parse_benchmark_output(recorded(FAILED))
     with pytest.raises(EdgecnnError, match="no benchmark results"):
         parse_benchmark_output("hello\n")
+    # 10: a Run Order table alone, no timings anywhere
+    with pytest.raises(EdgecnnError, match="no benchmark results"):
+        parse_benchmark_output(recorded("10_deeplabv3_nnapi_run_order_only.txt"))
 
 
 # --- the stand-in adb ------------------------------------------------------------------------
@@ -132,7 +194,7 @@ class FakeAdb:
         self.log = folder / "adb_calls.jsonl"
         self.state = {"log": str(self.log), "devices": {"R58M41ABCDE": "device"},
                       "product": "Pixel 7", "abilist": "arm64-v8a,armeabi-v7a,armeabi",
-                      "replay": os.path.join(DATA, "current_android_arm64.txt"), "exit": 0}
+                      "replay": os.path.join(REAL, CURRENT), "exit": 0}
         self.save()
 
     def save(self, **changes):
@@ -192,7 +254,7 @@ def test_command_sequence_and_result_row(fake_adb, files):
         s + ["shell", "rm", "-f", remote_model],
     ]
     (row,) = rows
-    parsed = parse_benchmark_output(recorded("current_android_arm64.txt"))
+    parsed = parse_benchmark_output(recorded(CURRENT))
     assert row["source"] == "adb:R58M41ABCDE" and row["device"] == "Pixel 7"
     assert row["abi"] == "arm64-v8a" and row["threads"] == 4 and row["taskset"] == "f0"
     assert row["xnnpack"] and row["delegate"] == "xnnpack"
@@ -201,7 +263,8 @@ def test_command_sequence_and_result_row(fake_adb, files):
     for key in ("init_ms", "first_ms", "warmup_ms", "mean_ms", "p50_ms", "runs", "min_ms"):
         assert row[key] == parsed[key], key
     assert row["peak_rss_growth_bytes"] == round(parsed["peak_rss_growth_mb"] * 2**20)
-    assert row["spread_p90_p50"] == pytest.approx(8.391 / 7.672) and not row["noisy"]
+    # 09: "... p5=898333 median=899281 p95=904305"
+    assert row["spread_p90_p50"] == pytest.approx(904.305 / 899.281) and not row["noisy"]
 
 
 def test_delegate_and_run_count_flags(fake_adb, files):
@@ -218,12 +281,13 @@ def test_delegate_and_run_count_flags(fake_adb, files):
 
 def test_several_serials_run_in_parallel_one_row_each(fake_adb, files):
     fake_adb.save(devices={"AAA111": "device", "BBB222": "device"},
-                  replay=os.path.join(DATA, "legacy_android_arm64.txt"))
+                  replay=os.path.join(REAL, LEGACY))
     rows = benchmark_adb([files["model"]], files["binary"], serials=["BBB222", "AAA111"],
                          threads=[1, 4])
     assert [(r["source"], r["threads"]) for r in rows] == [
         ("adb:BBB222", 1), ("adb:AAA111", 1), ("adb:BBB222", 4), ("adb:AAA111", 4)]
     assert all(r["output_generation"] == "legacy" and r["p50_ms"] is None for r in rows)
+    assert all(r["mean_ms"] == pytest.approx(79.7609) for r in rows)  # "Inference: 79760.9"
     for serial in ("AAA111", "BBB222"):
         mine = [c for c in fake_adb.calls() if c[:2] == ["-s", serial]]
         assert [c[2] for c in mine] == ["shell", "push", "shell", "push", "shell", "shell",
@@ -269,10 +333,13 @@ def test_binary_errors(fake_adb, files, tmp_path):
 
 
 def test_model_rejected_by_the_device(fake_adb, files):
-    fake_adb.save(replay=os.path.join(DATA, "rejected_model.txt"), exit=1)
-    with pytest.raises(EdgecnnError, match="R58M41ABCDE rejected mobilenet v2 int8.tflite: "
-                                           "Didn't find op"):
-        benchmark_adb(files["model"], files["binary"])
+    # 04 is a real run with --use_nnapi=true whose NNAPI delegate failed ("Benchmarking failed.")
+    fake_adb.save(replay=os.path.join(REAL, FAILED), exit=1)
+    with pytest.raises(EdgecnnError, match=r"R58M41ABCDE rejected mobilenet v2 int8\.tflite: "
+                                           r"Failed to apply NNAPI delegate\."):
+        benchmark_adb(files["model"], files["binary"], use_nnapi=True)
+    run = [c for c in fake_adb.calls() if any(a.startswith("--graph=") for a in c)][0]
+    assert run[-1] == "--use_nnapi=true"
     # the model is removed from the device even then
     assert fake_adb.calls()[-1][-3:-1] == ["rm", "-f"]
 
@@ -285,11 +352,12 @@ def test_cli_adb_rows_and_table(fake_adb, files):
     rows = json.loads(result.stdout)
     assert [(r["source"], r["threads"]) for r in rows] == [("adb:R58M41ABCDE", 1),
                                                             ("adb:R58M41ABCDE", 4)]
-    fake_adb.save(replay=os.path.join(DATA, "legacy_android_arm64.txt"))
+    fake_adb.save(replay=os.path.join(REAL, LEGACY))
     result = CliRunner().invoke(cli, ["bench", files["model"], "--adb", "--benchmark-binary",
                                       files["binary"]], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert "Pixel 7" in result.stdout and "10.222" in result.stdout  # the legacy mean
+    # 05: "Average inference timings in us: Warmup: 83235, Init: 38467, Inference: 79760.9"
+    assert "Pixel 7" in result.stdout and "79.761" in result.stdout  # the legacy mean
     assert "prints no median" in result.stderr
 
 
@@ -306,9 +374,6 @@ def test_cli_adb_errors(fake_adb, files, args, fragment):
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0]
-
-
-REAL = os.path.join(os.path.dirname(__file__), "data", "benchmark_outputs")
 
 
 def test_profile_flag_asks_for_op_profiling_and_the_row_carries_the_tables(fake_adb, files):
