@@ -395,5 +395,7 @@ def test_every_family_trained_int8_agrees(name, photos, tmp_path):
     for size in sorted({128, edgecnn.get_model_spec(name).default_input}):
         bigger = edgecnn.create_model(name, alpha=0.5, input_size=size, num_classes=10)
         bigger.set_weights(model.get_weights())
+        # wholeness only: bias correction moves int32 biases, never a scale or an op
         assert_int8_whole(edgecnn.convert(bigger, tmp_path / f"{size}.tflite", "int8",
-                                          representative_data=photos(size)))
+                                          representative_data=photos(size),
+                                          bias_correction=False))

@@ -37,8 +37,11 @@ def check_cell(name, alpha, size, calibration, photos, tmp_path):
     model = edgecnn.create_model(name, alpha=alpha, input_size=size, num_classes=10,
                                  weights=None)
     images = synthetic_images(4, size, seed=3) if calibration == "synthetic" else photos(size)
+    # bias correction changes int32 bias values only, never a scale or an op: the graph
+    # XNNPACK sees is the same, so the matrix skips its extra float conversion
     report = edgecnn.convert(model, tmp_path / f"{calibration}.tflite", "int8",
-                             representative_data=images, card_path=None)
+                             representative_data=images, card_path=None,
+                             bias_correction=False)
     assert_whole(report, f"{name} {alpha} {size} {calibration}")
 
 
