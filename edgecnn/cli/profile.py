@@ -62,18 +62,22 @@ def print_profile(report: dict, top: int) -> None:
     console.print(f"[bold]{escape(head)}[/bold]")
     console.print(f"method: {escape(report['method'])}")
     if report.get("coverage") is not None:
-        console.print(f"the ops' own times add up to {report['ops_sum_ms']:.3f} ms, "
-                      f"{100 * report['coverage']:.0f} % of the whole run")
+        console.print(f"the ops alone take {report['ops_sum_ms']:.3f} ms, "
+                      f"{100 * report['coverage']:.0f} % of the whole run; the estimates in "
+                      f"the model add up to {report['estimate_sum_ms']:.3f} ms")
     table = Table(title=f"slowest {min(top, len(report['ops']))} ops", title_justify="left")
-    for name, justify in (("#", "right"), ("op", "left"), ("output", "left"), ("ms", "right"),
-                          ("%", "right"), ("cum %", "right")):
+    alone = any("alone_ms" in row for row in report["ops"])
+    columns = [("#", "right"), ("op", "left"), ("output", "left"), ("ms", "right")]
+    columns += [("alone ms", "right")] if alone else []
+    for name, justify in columns + [("%", "right"), ("cum %", "right")]:
         table.add_column(name, justify=justify)
     cumulative = 0.0
     for row in sorted(report["ops"], key=lambda r: -r["ms"])[:top]:
         share = row.get("percent") or 0.0
         cumulative += share
-        table.add_row(str(row["index"]), escape(row["op"]), escape(_layer(row["name"])),
-                      f"{row['ms']:.4f}", f"{share:.1f}", f"{cumulative:.1f}")
+        cells = [str(row["index"]), escape(row["op"]), escape(_layer(row["name"])),
+                 f"{row['ms']:.4f}"] + ([f"{row['alone_ms']:.4f}"] if alone else [])
+        table.add_row(*cells, f"{share:.1f}", f"{cumulative:.1f}")
     console.print(table)
     by_type = Table(title="by op type", title_justify="left")
     for name, justify in (("op", "left"), ("count", "right"), ("ms", "right"), ("%", "right")):
