@@ -174,3 +174,24 @@ def test_convert_cli_keep_float(tmp_path):
     assert "kept in float" in result.stdout
     assert_one_line_error(run("convert", "mobilenet_v2", "--keep-float", "block_2_*"),
                           "use it with --int8")
+
+
+def test_quant_error_reads_a_saved_keras_model(tmp_path):
+    """MODEL may be the .keras file edgecnn train writes (its build record gives the
+    preprocessing); a Keras file without one is refused in one line."""
+    from edgecnn.models.io import save_model
+
+    (tmp_path / "digits").mkdir()
+    data = write_digit_folder(tmp_path / "digits", limit=30, classes=3)
+    model = edgecnn.create_model("mobilenet_v2", alpha=0.35, input_size=32, num_classes=3,
+                                 weights=None)
+    path = save_model(model, str(tmp_path / "m.keras"))
+    result = run("quant-error", path, "--data", str(data), "--images", "2", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["model"] == "mobilenet_v2" and report["resolution"] == 32
+    assert report["layers"] and report["models"]["int8"]["all_int8"]
+    plain = tmp_path / "plain.keras"
+    model.save(plain)
+    assert_one_line_error(run("quant-error", str(plain), "--data", str(data)),
+                          "no edgecnn build record")

@@ -138,6 +138,38 @@ def test_rerun_redoes_nothing_and_a_lost_result_redoes_only_that_point(grid, cou
     json.loads((folder / "mobilenet_0.25_48_int8.bench.json").read_text())
 
 
+def test_parallel_conversions_give_the_same_tables_and_resume(grid, tmp_path):
+    """--jobs 2: the points are converted in two worker processes first, then benchmarked
+    one at a time; the tables equal the one-process sweep's apart from the timings, and a
+    rerun after losing a model converts that point alone."""
+    folder, data, _ = grid
+    parallel = tmp_path / "sweep_parallel"
+    result = run(*sweep_args(parallel, data), "--jobs", 2)
+    assert result.exit_code == 0, result.output
+    assert "4 measured, 0 already in the folder" in result.output
+    # timings differ; so does size_bytes by a few bytes: the .tflite carries its card, whose
+    # conversion time is printed with as many digits as it has
+    timing = {"runs", "p50_ms", "p90_ms", "mean_ms", "std_ms", "min_ms", "max_ms", "noisy",
+              "size_bytes"}
+    one, two = read_csv(folder), read_csv(parallel)
+    assert [{k: v for k, v in r.items() if k not in timing} for r in two] == \
+        [{k: v for k, v in r.items() if k not in timing} for r in one]
+    for a, b in zip(one, two):
+        assert abs(int(a["size_bytes"]) - int(b["size_bytes"])) <= 16
+    for row in two:   # the models themselves: the same bytes apart from the card's times
+        card1 = json.loads((folder / row["tflite"].replace(".tflite", ".json")).read_text())
+        card2 = json.loads((parallel / row["tflite"].replace(".tflite", ".json")).read_text())
+        assert card1["ops"] == card2["ops"] and card1["agreement"] == card2["agreement"]
+        assert card1["accuracy"] == card2["accuracy"]
+    kept = {p.name: p.stat().st_mtime_ns for p in parallel.glob("*.tflite")}
+    (parallel / "mobilenet_0.5_48_int8.tflite").unlink()
+    result = run(*sweep_args(parallel, data), "--jobs", 2)
+    assert result.exit_code == 0, result.output
+    assert "1 measured, 3 already in the folder" in result.output
+    again = {p.name: p.stat().st_mtime_ns for p in parallel.glob("*.tflite")}
+    assert {n for n in again if again[n] != kept.get(n)} == {"mobilenet_0.5_48_int8.tflite"}
+
+
 @pytest.mark.slow
 def test_a_lost_model_is_converted_again(grid, counters):
     folder, data, _ = grid

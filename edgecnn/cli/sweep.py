@@ -75,11 +75,14 @@ def _budget_option(f):
 @calib_samples_option
 @io_option("int8 models")
 @runner_options
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Convert the points in this many processes first, then benchmark them one "
+              "at a time (no timing while conversions run). About 1-2 GB of memory each.")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
 @json_option("Print the result as JSON.")
 def sweep(name, alphas, resolutions, int8, fp16, dynamic, threads, data_dir, output_dir,
           budget_ms, num_classes, minimalistic, extra, weights, calib_samples, io_dtype, runs,
-          warmup, min_seconds, no_xnnpack, no_plots, as_json):
+          warmup, min_seconds, no_xnnpack, jobs, no_plots, as_json):
     """Build, convert and benchmark NAME at every alpha x resolution; write sweep.csv,
     sweep.md and plots. Points already measured in the folder are not redone."""
     from ..jobs.sweep import parse_list, run_sweep
@@ -93,7 +96,7 @@ def sweep(name, alphas, resolutions, int8, fp16, dynamic, threads, data_dir, out
         options=family_options(minimalistic, extra), weights=weights,
         calib_samples=calib_samples, io_dtype=io_dtype, xnnpack=not no_xnnpack, runs=runs,
         warmup=warmup, min_seconds=min_seconds, budget_ms=budget_ms, plots=not no_plots,
-        quiet=as_json)
+        quiet=as_json, jobs=jobs)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return

@@ -78,20 +78,27 @@ def run_sweep(name: str, alphas, resolutions, *, precision: str = "float32", thr
               calib_samples: int = 200, io_dtype: str | None = None, xnnpack: bool = True,
               runs: int | None = None, warmup: int | None = None,
               min_seconds: float | None = None, budget_ms: float | None = None,
-              plots: bool = True, quiet: bool = False) -> SweepResult:
+              plots: bool = True, quiet: bool = False, jobs: int = 1) -> SweepResult:
     """Build, convert (``edgecnn convert``'s path) and benchmark every alpha x resolution point
     of ``name``; keep each point's .tflite, card and benchmark in ``output_dir`` (default
     ``sweep_{name}_{precision}``); skip points already complete there; write sweep.csv,
-    sweep.md and the plots over every complete point in the folder."""
+    sweep.md and the plots over every complete point in the folder.
+
+    jobs: with more than one, the points still to convert are converted first in that many
+    worker processes (each a fresh Python: TensorFlow is not fork-safe), then benchmarked one
+    at a time, so no timing is taken while conversions compete for the cores. Each point's
+    files are written atomically either way, so an interrupted sweep resumes with any jobs."""
     alphas = parse_list(alphas, "alpha", float)
     resolutions = parse_list(resolutions, "resolution", int)
     if precision not in PRECISIONS:
         raise EdgecnnError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise EdgecnnError(f"threads must be a whole number >= 1, got {threads!r}")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise EdgecnnError(f"jobs must be a whole number >= 1, got {jobs!r}")
     if budget_ms is not None:
         budget_ms = check_budget(budget_ms)  # before hours of work
-    from ..convert import SYNTHETIC_WARNING, run_convert
+    from ..convert import SYNTHETIC_WARNING
     from ...models import get_model_spec
     from ...models.registry import check_alpha, resolve_input_size
 
@@ -128,6 +135,11 @@ def run_sweep(name: str, alphas, resolutions, *, precision: str = "float32", thr
         if data_dir is not None and str(weights).lower() == "none":
             progress.warn("--data with untrained networks (--weights none): top-1 is chance "
                           "level; pass --weights to measure real accuracy")
+        convert = dict(name=name, num_classes=num_classes, options=options,
+                       precision=precision, weights=weights, data_dir=data_dir,
+                       calib_samples=calib_samples, io_dtype=io_dtype)
+        if jobs > 1:
+            _convert_in_parallel(directory, grid, convert, jobs, progress)
         for index, (alpha, resolution) in enumerate(grid):
             stem = point_stem(name, alpha, resolution, precision)
             label = f"alpha {alpha:g} resolution {resolution}"
@@ -139,10 +151,8 @@ def run_sweep(name: str, alphas, resolutions, *, precision: str = "float32", thr
             try:
                 if converted_card(directory, stem, alpha, resolution, precision) is None:
                     advance(index, description=f"{label}: converting")
-                    run_convert(name, alpha=alpha, resolution=resolution,
-                                num_classes=num_classes, options=options, precision=precision,
-                                weights=weights, data_dir=data_dir, calib_samples=calib_samples,
-                                io_dtype=io_dtype, output=path, quiet=True)
+                    _convert_point({**convert, "alpha": alpha, "resolution": resolution,
+                                    "output": path})
                     _release_keras()
                 advance(index, description=f"{label}: benchmarking")
                 bench = _benchmark(path, threads, runs, warmup, min_seconds, xnnpack)
@@ -157,6 +167,68 @@ def run_sweep(name: str, alphas, resolutions, *, precision: str = "float32", thr
     result = report(directory, budget_ms, plots)
     result.measured, result.reused = measured, reused
     return result
+
+
+def _convert_point(arguments: dict) -> str:
+    """One point's conversion (here or in a worker process, ``_convert_in_parallel``). The
+    random generators are seeded first, so a point's random weights are the same whichever
+    process converts it and whenever: a sweep gives the same models with any ``jobs``."""
+    import warnings
+
+    from ..._keras import keras
+    from ..convert import run_convert
+
+    keras.utils.set_random_seed(0)
+    with warnings.catch_warnings():   # the sweep warned once already
+        warnings.simplefilter("ignore")
+        run_convert(quiet=True, **arguments)
+    return arguments["output"]
+
+
+def _convert_in_parallel(directory, grid, convert: dict, jobs: int, progress) -> None:
+    """Convert the grid's points that have no valid .tflite + card yet in ``jobs`` worker
+    processes. A failed point stops the sweep with its error; the points converted before it
+    stay (a rerun resumes)."""
+    import concurrent.futures
+    import multiprocessing
+
+    todo = []
+    for alpha, resolution in grid:
+        stem = point_stem(convert["name"], alpha, resolution, convert["precision"])
+        if converted_card(directory, stem, alpha, resolution, convert["precision"]) is None:
+            todo.append({**convert, "alpha": alpha, "resolution": resolution,
+                         "output": os.path.join(directory, stem + ".tflite")})
+            stale = os.path.join(directory, stem + BENCH_SUFFIX)   # timed an older model
+            if os.path.exists(stale):
+                os.unlink(stale)
+    if not todo:
+        return
+    advance = progress.task(f"converting in {jobs} processes", len(todo))
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(min(jobs, len(todo)),
+                                                mp_context=context) as pool:
+        futures = {pool.submit(_convert_point, point): point for point in todo}
+        done = 0
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                point = futures[future]
+                label = f"alpha {point['alpha']:g} resolution {point['resolution']}"
+                try:
+                    future.result()
+                except MissingExtraError:
+                    raise
+                except EdgecnnError as exc:
+                    raise EdgecnnError(f"{convert['name']} {label}: {exc}") from None
+                except concurrent.futures.process.BrokenProcessPool:
+                    raise EdgecnnError(f"{convert['name']} {label}: a conversion process "
+                                       f"died (out of memory?); rerun with fewer --jobs") \
+                        from None
+                done += 1
+                advance(done, description=f"{label}: converted")
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
 
 
 def _benchmark(path, threads, runs, warmup, min_seconds, xnnpack) -> dict:
