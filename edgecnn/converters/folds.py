@@ -209,8 +209,7 @@ def _sixth_mul(model, graph, producer, consumers, op_index, alone=False):
     ``alone``, ADD is read only by it too)."""
     schema = _schema()
     op = graph.operators[op_index]
-    if opcode_name(model, op) != "MUL" or len(op.inputs) != 2 or \
-            graph.tensors[op.outputs[0]].type not in (3, 9):   # a float op (kept in float)
+    if opcode_name(model, op) != "MUL" or len(op.inputs) != 2:
         return None
     for a, r in (op.inputs, op.inputs[::-1]):
         m1, add = producer.get(int(a)), producer.get(int(r))
@@ -320,6 +319,8 @@ def fold_hard_swish_sixth(model_bytes: bytes) -> tuple[bytes, int]:
     removed, folded = set(), 0
     producer, consumers = _graph_maps(graph)
     for index in range(len(graph.operators)):
+        if graph.tensors[graph.operators[index].outputs[0]].type not in (3, 9):
+            continue   # a float op (a layer kept in float): nothing to fold
         match = _sixth_mul(model, graph, producer, consumers, index)
         if match is None or match[0] in removed:
             continue
