@@ -237,16 +237,21 @@ def split(data: Dataset, parts: int, seed: int = 0) -> list[list[int]]:
     return [sorted(int(i) for i in order[k::parts]) for k in range(parts)]
 
 
+def sample_indices(count: int, limit: int | None, seed: int = 0) -> list[int]:
+    """The files ``load_images`` reads: all ``count``, or a seeded, sorted subset of
+    ``limit``."""
+    if limit is None or limit >= count:
+        return list(range(count))
+    return sorted(int(i) for i in np.random.default_rng(seed).permutation(count)[:limit])
+
+
 def load_images(data: Dataset, size: int, *, space: LabelSpace | None = None,
                 limit: int | None = None, seed: int = 0, crop: float = 1.0,
                 resize: str = "bilinear") -> ImageFolder:
     """The images of ``data`` as uint8 arrays (a seeded, class-mixed subset of ``limit``
     when given), read by :func:`~edgecnn.data.folder.load_image`; labels are output indices
     in ``space`` (-1 without one). An unreadable file is an error naming it."""
-    indices = list(range(len(data.files)))
-    if limit is not None and limit < len(indices):
-        indices = sorted(int(i) for i in np.random.default_rng(seed).permutation(
-            len(indices))[:limit])
+    indices = sample_indices(len(data.files), limit, seed)
     images = np.stack([load_image(data.files[i], size, crop, resize) for i in indices])
     labels = np.array([space.index[data.keys[i]] if space is not None else -1
                        for i in indices], dtype=np.int64)

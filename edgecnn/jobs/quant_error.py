@@ -79,7 +79,7 @@ def run_quant_error(model, *, data_dir, alpha=1.0, resolution=None, rho=None, nu
     """
     from ..converters.convert import _convert_bytes, convert, weights_are_random
     from ..converters.deploy import deployable
-    from ..data.labelled import label_space, load_images, scan
+    from ..data.labelled import label_space, load_images, sample_indices, scan
     from ..runtime import tflite as rt
     from ..runtime.layer_error import keep_float_suggestion, layer_errors, match_layers
     from ..runtime.layer_error import worst as worst_rows
@@ -113,8 +113,7 @@ def run_quant_error(model, *, data_dir, alpha=1.0, resolution=None, rho=None, nu
     folder = load_images(dataset, size, space=space, crop=pre.crop_fraction(size),
                          resize=pre.resize)
     pixels = folder.images
-    calibration = load_images(dataset, size, limit=calib_samples, crop=pre.crop_fraction(size),
-                              resize=pre.resize).images
+    calibration = pixels[sample_indices(len(pixels), calib_samples)]   # as convert reads them
     info = {}
     if weights_are_random(config):
         info["batchnorm_statistics"] = init_random_batchnorm(net, calibration, "--data")
@@ -125,8 +124,7 @@ def run_quant_error(model, *, data_dir, alpha=1.0, resolution=None, rho=None, nu
     deploy = deployable(net)
     say("converting to float32 and int8")
     float_bytes = _convert_bytes(deploy, "float32", "float32", False, None, None)
-    workdir = tempfile.mkdtemp(prefix="edgecnn_quant_error_")
-    try:
+    with tempfile.TemporaryDirectory(prefix="edgecnn_quant_error_") as workdir:
         card = convert(net, os.path.join(workdir, "int8.tflite"), "int8",
                        representative_data=calibration, validation_data=calibration[:4],
                        card_path=None, calibration_source="--data images")
@@ -170,10 +168,6 @@ def run_quant_error(model, *, data_dir, alpha=1.0, resolution=None, rho=None, nu
             results["int8 keep-float"]["keep_float"] = kept_card.calibration.get("keep_float")
             if output:
                 atomic_write_bytes(output, models["int8 keep-float"])
-    finally:
-        for name in os.listdir(workdir):
-            os.unlink(os.path.join(workdir, name))
-        os.rmdir(workdir)
     return {"model": config.name if hasattr(config, "name") else str(model),
             "alpha": getattr(config, "alpha", None), "resolution": size,
             "weights": getattr(config, "weights", None), "data": os.path.abspath(data_dir),

@@ -220,6 +220,10 @@ def layer_errors(float_bytes: bytes, int8_bytes: bytes, images: np.ndarray,
     # The graph outputs are renamed by the conversion ("Identity" in float, "Identity1"
     # before the int8 model's output QUANTIZE): pair them by position.
     producer = {int(t): i for i, op in enumerate(graph.operators) for t in op.outputs}
+    consumers: dict[int, list] = {}
+    for op in graph.operators:
+        for t in set(int(t) for t in op.inputs if t >= 0):
+            consumers.setdefault(t, []).append(op)
     outputs = {}
     ref_outputs = [_name(d) for d in ref.get_output_details()]
     for position, tensor in enumerate(int(t) for t in graph.outputs):
@@ -241,15 +245,11 @@ def layer_errors(float_bytes: bytes, int8_bytes: bytes, images: np.ndarray,
                 or twin is None or tuple(twin["shape"]) != tuple(detail["shape"])):
             continue
         layer = output_layer if out in outputs and output_layer else main_layer(name, known)
-        readers = [main_layer(str(graph.tensors[c.outputs[0]].name.decode()
-                                  if isinstance(graph.tensors[c.outputs[0]].name, bytes)
-                                  else graph.tensors[c.outputs[0]].name), known)
-                   for c in graph.operators if out in [int(t) for t in c.inputs]
-                   and opcode_name(model, c) not in SKIP_OPS]
+        readers = [main_layer(_name(q_details[int(c.outputs[0])]), known)
+                   for c in consumers.get(out, []) if opcode_name(model, c) not in SKIP_OPS]
         rows.append({"index": index, "op": kind, "tensor": name, "layer": layer,
-                     "readers": list(dict.fromkeys(readers)),
-                     "output": out, "twin": twin["index"], "inputs": [int(t) for t in op.inputs
-                                                                      if t >= 0]})
+                     "readers": list(dict.fromkeys(readers)), "output": out,
+                     "twin": twin["index"]})
     singles = {}
     if own:
         wanted = {r["index"] for r in rows}
