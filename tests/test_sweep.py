@@ -8,6 +8,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 from conftest import write_digit_folder
+from stand_in_adb import CURRENT, REAL, elf, fake_adb  # noqa: F401  (fake_adb: a fixture)
 from test_cli import LIGHT, assert_one_line_error
 
 from edgecnn.cli import cli
@@ -15,6 +16,7 @@ from edgecnn.jobs.sweep import load_sweep, parse_list, pick_budget, report
 from edgecnn.runtime.bench import is_noisy
 
 ALPHAS, SIZES = (0.25, 0.5), (32, 48)
+LEGACY = "05_tflite_readme_sample_mobilenet_quant_old_format.txt"  # no median, "Inference: "
 # Few timed runs: these tests check what is written, not how fast anything is.
 FAST = ["--runs", "5", "--warmup", "1", "--min-seconds", "0.02", "--calib-samples", "16"]
 
@@ -168,6 +170,89 @@ def test_parallel_conversions_give_the_same_tables_and_resume(grid, tmp_path):
     assert "1 measured, 3 already in the folder" in result.output
     again = {p.name: p.stat().st_mtime_ns for p in parallel.glob("*.tflite")}
     assert {n for n in again if again[n] != kept.get(n)} == {"mobilenet_0.5_48_int8.tflite"}
+
+
+def test_a_device_farm_sweep_writes_one_table_and_pick_per_device(grid, counters, fake_adb,
+                                                                    tmp_path):
+    """--adb -s A -s B: the converted points benchmarked on two (stand-in) phones over adb:
+    each device gets its own folder with sweep.csv, sweep.md, plots and budget pick; this
+    machine's results stay as they were; a rerun measures only what a device lacks."""
+    import shutil
+
+    folder, data, _ = grid
+    farm = tmp_path / "farm"
+    shutil.copytree(folder, farm)
+    local_csv = (farm / "sweep.csv").read_text()
+    # two phones answering with two real benchmark_model outputs: a current one (median
+    # 899.281 ms) and an old one without a median (mean "Inference: 79760.9" us)
+    fake_adb.save(devices={"AAA111": "device", "BBB222": "device"},
+                  product_by_serial={"AAA111": "Pixel 7", "BBB222": "Pixel 4a"},
+                  replay_by_serial={"AAA111": os.path.join(REAL, CURRENT),
+                                    "BBB222": os.path.join(REAL, LEGACY)})
+    binary = elf(tmp_path / "android_aarch64_benchmark_model")
+    farm_args = [*sweep_args(farm, data), "--adb", "-s", "AAA111", "-s", "BBB222",
+                 "--benchmark-binary", binary, "--budget-ms", 100]
+    result = run(*farm_args)
+    assert result.exit_code == 0, result.output
+    assert counters == {"convert": [], "bench": []}  # converted already, nothing timed here
+    runs = [c for c in fake_adb.calls() if any(a.startswith("--graph=") for a in c)]
+    assert sorted(c[1] for c in runs) == ["AAA111"] * 4 + ["BBB222"] * 4
+    assert (farm / "sweep.csv").read_text() == local_csv
+
+    expected = {"AAA111": ("Pixel 7", 899.281), "BBB222": ("Pixel 4a", 79.7609)}
+    local = {r["tflite"]: r for r in read_csv(folder)}
+    sections = result.output.split(" on Pixel ")
+    assert len(sections) == 3  # one table per device
+    for serial, (product, p50) in expected.items():
+        device = farm / "devices" / serial
+        rows = read_csv(device)
+        assert [(float(r["alpha"]), int(r["resolution"])) for r in rows] == \
+            [(a, s) for a in ALPHAS for s in SIZES]
+        for row in rows:  # the device's latency, the point's own card (top-1, MACs)
+            assert float(row["p50_ms"]) == pytest.approx(p50)
+            assert row["top1"] == local[row["tflite"]]["top1"]
+            assert row["macs"] == local[row["tflite"]]["macs"]
+        md = (device / "sweep.md").read_text()
+        assert f"{product} (adb serial {serial}, arm64-v8a)" in md
+        assert "android_aarch64_benchmark_model" in md and "delegate xnnpack" in md
+        assert ("prints no median" in md) == (serial == "BBB222")
+        assert (device / "sweep_latency_vs_macs.png").read_bytes()[:4] == b"\x89PNG"
+        section = next(s for s in sections[1:] if s.startswith(product[len("Pixel "):]))
+        if serial == "AAA111":
+            assert "nothing fits 100 ms p50" in section
+        else:  # everything fits: the best top-1
+            top = max(float(r["top1"]) for r in rows)
+            assert "pick: alpha" in section and f"top-1 {top:.1f} %" in \
+                section.split("pick: ")[1].splitlines()[0]
+
+    # edgecnn pick: this machine's and each device's pick from the folder
+    picked = run("pick", farm, "--budget-ms", 100, "--json")
+    assert picked.exit_code == 0, picked.output
+    picks = {p["device"]: p for p in json.loads(picked.output)}
+    assert set(picks) == {None, "AAA111", "BBB222"}
+    assert picks["AAA111"]["best"] is None and picks["BBB222"]["best"] is not None
+
+    # a rerun measures nothing; a lost result is measured again on its device alone
+    (farm / "devices" / "BBB222" / "mobilenet_0.5_32_int8.bench.json").unlink()
+    before = len(fake_adb.calls())
+    result = run(*farm_args)
+    assert result.exit_code == 0, result.output
+    runs = [c for c in fake_adb.calls()[before:] if any(a.startswith("--graph=") for a in c)]
+    assert [c[1] for c in runs] == ["BBB222"]
+    assert any(a.startswith("--graph=") and "mobilenet_0.5_32_int8" in a for a in runs[0])
+    assert counters == {"convert": [], "bench": []}
+
+
+def test_device_farm_bad_input(grid, fake_adb, tmp_path):
+    folder, data, _ = grid
+    for args, fragment in [
+            (["--adb", "-s", "AAA111"], "--adb needs --benchmark-binary"),
+            (["-s", "AAA111"], "--serial: only with --adb"),
+            (["--adb", "-s", "NOPE", "--benchmark-binary", elf(tmp_path / "bm")],
+             "device NOPE is not connected")]:
+        out = tmp_path / f"bad{len(os.listdir(tmp_path))}"
+        assert_one_line_error(run(*sweep_args(out, data), *args), fragment)
+        assert not out.exists()  # refused before anything is written
 
 
 @pytest.mark.slow

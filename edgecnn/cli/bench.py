@@ -9,7 +9,7 @@ import json
 import click
 
 from ..errors import EdgecnnError
-from .options import json_option, runner_options
+from .options import adb_flags_without_adb, adb_options, json_option, runner_options
 
 CSV_COLUMNS = ("model", "source", "device", "threads", "xnnpack", "delegate", "runs",
                "warmup_runs", "init_ms", "first_ms", "warmup_ms", "mean_ms", "std_ms", "min_ms",
@@ -136,16 +136,7 @@ def warn_noisy(results: list[dict]) -> None:
 @json_option("Print a JSON list of results.")
 @click.option("--csv", "csv_path", default=None, metavar="PATH",
               help="Also write the results as CSV (atomically).")
-@click.option("--adb", "use_adb", is_flag=True,
-              help="Run on an Android device with TFLite's benchmark_model over adb.")
-@click.option("--serial", "-s", "serials", multiple=True,
-              help="adb device serial; repeat for several devices (run in parallel).")
-@click.option("--benchmark-binary", default=None, metavar="PATH",
-              help="TFLite's benchmark_model built for the device (with --adb).")
-@click.option("--taskset", default=None, metavar="MASK",
-              help="CPU affinity mask on the device, e.g. f0 for the big cores (with --adb).")
-@click.option("--use-gpu", is_flag=True, help="benchmark_model's GPU delegate (with --adb).")
-@click.option("--use-nnapi", is_flag=True, help="benchmark_model's NNAPI delegate (with --adb).")
+@adb_options
 @click.option("--profile", is_flag=True, help="With --adb: per-op profile (benchmark_model "
               "--enable_op_profiling=true): the slowest ops and the time by op type are "
               "printed, every table is in --json.")
@@ -179,10 +170,7 @@ def bench(models, threads, runs, warmup, min_seconds, no_xnnpack, image, as_json
 
         results = [adb.from_output(path) for path in saved]
     elif not use_adb:
-        used = [flag for flag, on in (("--serial", serials), ("--benchmark-binary",
-                                                                benchmark_binary),
-                                       ("--taskset", taskset), ("--use-gpu", use_gpu),
-                                       ("--use-nnapi", use_nnapi)) if on]
+        used = adb_flags_without_adb(serials, benchmark_binary, taskset, use_gpu, use_nnapi)
         if used:
             raise EdgecnnError(f"{', '.join(used)}: only with --adb (benchmarking on an "
                                f"Android device)")

@@ -149,6 +149,34 @@ def runner_options(f):
                         help="Minimum number of timed runs [default: 50].")(f)
 
 
+def adb_options(f):
+    """Benchmarking on Android devices over adb with TFLite's benchmark_model (``use_adb``,
+    ``serials``, ``benchmark_binary``, ``taskset``, ``use_gpu``, ``use_nnapi``)."""
+    f = click.option("--use-nnapi", is_flag=True,
+                     help="benchmark_model's NNAPI delegate (with --adb).")(f)
+    f = click.option("--use-gpu", is_flag=True,
+                     help="benchmark_model's GPU delegate (with --adb).")(f)
+    f = click.option("--taskset", default=None, metavar="MASK",
+                     help="CPU affinity mask on the device, e.g. f0 for the big cores "
+                          "(with --adb).")(f)
+    f = click.option("--benchmark-binary", default=None, metavar="PATH",
+                     help="TFLite's benchmark_model built for the device (with --adb).")(f)
+    f = click.option("--serial", "-s", "serials", multiple=True,
+                     help="adb device serial; repeat for several devices (run in "
+                          "parallel).")(f)
+    return click.option("--adb", "use_adb", is_flag=True,
+                        help="Run on an Android device with TFLite's benchmark_model over "
+                             "adb.")(f)
+
+
+def adb_flags_without_adb(serials, benchmark_binary, taskset, use_gpu, use_nnapi) -> list:
+    """The adb-only flags given without --adb (an error for the caller to raise)."""
+    return [flag for flag, on in (("--serial", serials), ("--benchmark-binary",
+                                                            benchmark_binary),
+                                   ("--taskset", taskset), ("--use-gpu", use_gpu),
+                                   ("--use-nnapi", use_nnapi)) if on]
+
+
 # --- output --------------------------------------------------------------------------------
 
 def json_option(what: str = "Print the result as JSON."):

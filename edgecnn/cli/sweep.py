@@ -6,9 +6,10 @@ import json
 import click
 
 from ..errors import EdgecnnError
-from .options import (calib_samples_option, choose_precision, data_option, family_flags,
-                      family_options, io_option, json_option, num_classes_option,
-                      precision_options, runner_options, weights_option)
+from .options import (adb_flags_without_adb, adb_options, calib_samples_option,
+                      choose_precision, data_option, family_flags, family_options, io_option,
+                      json_option, num_classes_option, precision_options, runner_options,
+                      weights_option)
 
 
 def _print_points(rows: list[dict], title: str, pick=None) -> None:
@@ -78,29 +79,56 @@ def _budget_option(f):
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
               help="Convert the points in this many processes first, then benchmark them one "
               "at a time (no timing while conversions run). About 1-2 GB of memory each.")
+@adb_options
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
 @json_option("Print the result as JSON.")
 def sweep(name, alphas, resolutions, int8, fp16, dynamic, threads, data_dir, output_dir,
           budget_ms, num_classes, minimalistic, extra, weights, calib_samples, io_dtype, runs,
-          warmup, min_seconds, no_xnnpack, jobs, no_plots, as_json):
+          warmup, min_seconds, no_xnnpack, jobs, use_adb, serials, benchmark_binary, taskset,
+          use_gpu, use_nnapi, no_plots, as_json):
     """Build, convert and benchmark NAME at every alpha x resolution; write sweep.csv,
-    sweep.md and plots. Points already measured in the folder are not redone."""
+    sweep.md and plots. Points already measured in the folder are not redone.
+
+    With --adb the points are benchmarked on Android devices (TFLite's benchmark_model,
+    several -s serials in parallel): one table, report and budget pick per device, in
+    the folder's devices/SERIAL/."""
     from ..jobs.sweep import parse_list, run_sweep
 
     alphas = parse_list(alphas, "--alpha", float)
     resolutions = parse_list(resolutions, "--resolution", int)
     precision = choose_precision(int8, fp16, dynamic, io_dtype)
+    adb = None
+    if use_adb:
+        adb = {"serials": list(serials), "binary": benchmark_binary, "taskset": taskset,
+               "use_gpu": use_gpu, "use_nnapi": use_nnapi}
+    else:
+        used = adb_flags_without_adb(serials, benchmark_binary, taskset, use_gpu, use_nnapi)
+        if used:
+            raise EdgecnnError(f"{', '.join(used)}: only with --adb (benchmarking the sweep on "
+                               f"Android devices)")
     result = run_sweep(
         name, alphas, resolutions, precision=precision, threads=threads, data_dir=data_dir,
         output_dir=output_dir, num_classes=num_classes,
         options=family_options(minimalistic, extra), weights=weights,
         calib_samples=calib_samples, io_dtype=io_dtype, xnnpack=not no_xnnpack, runs=runs,
         warmup=warmup, min_seconds=min_seconds, budget_ms=budget_ms, plots=not no_plots,
-        quiet=as_json, jobs=jobs)
+        quiet=as_json, jobs=jobs, adb=adb)
+    results = result if adb else {None: result}
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        out = [r.to_dict() for r in results.values()]
+        click.echo(json.dumps(out if adb else out[0], indent=2))
         return
-    _print_points(result.rows(), f"{name} {precision}, {threads} thread(s): "
+    for serial, one in results.items():
+        _print_result(name, precision, threads, one)
+
+
+def _print_result(name, precision, threads, result) -> None:
+    """One sweep's table, warnings, files and pick (this machine's, or one device's)."""
+    where = ""
+    if result.device:
+        device = result.settings.get("device", {})
+        where = f" on {device.get('device') or 'device'} ({result.device})"
+    _print_points(result.rows(), f"{name} {precision}, {threads} thread(s){where}: "
                   f"{len(result.measured)} measured, {len(result.reused)} already in the folder",
                   result.pick)
     noisy = [r for r in result.rows() if r.get("noisy")]
@@ -122,20 +150,38 @@ def sweep(name, alphas, resolutions, int8, fp16, dynamic, threads, data_dir, out
               help="The p50 latency budget in ms.")
 @click.option("--by", type=click.Choice(["macs", "accuracy"]), default=None,
               help="What 'best' means [default: accuracy when the sweep has it, else MACs].")
+@click.option("--device", "devices", multiple=True, metavar="SERIAL",
+              help="Pick from this adb device's benchmarks (repeatable) [default: this "
+                   "machine's, and every device's in the folder].")
 @json_option("Print the pick as JSON.")
-def pick(directory, budget_ms, by, as_json):
+def pick(directory, budget_ms, by, devices, as_json):
     """Pick from a finished sweep DIR the configuration for a p50 latency budget (works
-    without TensorFlow)."""
-    from ..jobs.sweep import load_sweep, pick_budget
+    without TensorFlow): for this machine's benchmarks and each adb device's."""
+    from ..jobs.sweep import check_budget, load_sweep, pick_budget, sweep_devices
 
-    settings, points = load_sweep(directory)
-    if not points:
+    budget_ms = check_budget(budget_ms)
+    targets = list(devices)
+    if not targets:
+        settings, points = load_sweep(directory)
+        targets = ([None] if points else []) + sweep_devices(directory)
+    picks = []
+    for device in targets:
+        settings, points = load_sweep(directory, device)
+        if points:
+            rows = [p.row() for p in points]
+            picks.append((device, settings, rows, pick_budget(rows, budget_ms, by)))
+    if not picks:
         raise EdgecnnError(f"{directory} holds no complete sweep point; run edgecnn sweep first")
-    rows = [p.row() for p in points]
-    result = pick_budget(rows, budget_ms, by)
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        out = [{**result.to_dict(), "device": device} for device, _, _, result in picks]
+        click.echo(json.dumps(out[0] if len(out) == 1 and not devices and out[0]["device"]
+                              is None else out, indent=2))
         return
-    _print_points(rows, f"{settings.get('name')} {settings.get('precision')}, "
-                  f"{settings.get('threads')} thread(s), budget {result.budget_ms:g} ms", result)
-    _print_pick(result)
+    for device, settings, rows, result in picks:
+        where = ""
+        if device is not None:
+            where = f" on {settings['device'].get('device') or 'device'} ({device})"
+        _print_points(rows, f"{settings.get('name')} {settings.get('precision')}, "
+                      f"{settings.get('threads')} thread(s){where}, budget "
+                      f"{result.budget_ms:g} ms", result)
+        _print_pick(result)

@@ -119,5 +119,28 @@ def train(name, data_dir, dataset, tfds_dir, alpha, resolution, minimalistic, ex
         click.echo(f"\ninterrupted: completed epochs are checkpointed; continue with "
                    f"edgecnn train --resume {run_dir}", err=True)
         sys.exit(130)
+    except Exception as exc:
+        if not _lost_worker(exc):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        click.echo(f"error: a worker of the cluster stopped ({first[:160]}); completed "
+                   f"epochs are checkpointed: restart every worker with edgecnn train "
+                   f"--resume {run_dir}", err=True)
+        sys.exit(1)
     if as_json:
         click.echo(json.dumps(summary, indent=2))
+    elif summary.get("worker") and not summary["files"]:  # a cluster's non-chief worker
+        steps = summary["steps"]
+        click.echo(f"{summary['worker']}: {steps['float']} float + {steps['qat']} QAT steps "
+                   f"done; the chief writes the run folder")
+
+
+def _lost_worker(exc: BaseException) -> bool:
+    """True for the errors MultiWorkerMirroredStrategy raises when another worker of the
+    cluster is gone (its collectives aborted or timed out)."""
+    if not os.environ.get("TF_CONFIG"):
+        return False
+    from .._keras import tf
+
+    return isinstance(exc, (tf.errors.UnavailableError, tf.errors.CancelledError,
+                            tf.errors.DeadlineExceededError, tf.errors.AbortedError))

@@ -318,7 +318,12 @@ def _push(adb: str, serial: str, local: str, remote: str) -> None:
         raise EdgecnnError(f"adb push {os.path.basename(local)} to {serial} failed: {last}")
 
 
-def _run_on_device(adb, serial, models, binary, arch, threads_list, options, timeout) -> list:
+def _run_on_device(adb, serial, models, binary, arch, threads_list, options, timeout,
+                   skip=None, on_row=None) -> list:
+    if skip is not None:
+        models = [path for path in models if not skip(serial, path)]
+        if not models:
+            return []
     device, abis = _device_props(adb, serial)
     abi = abis[0] if abis else None
     if abis and arch in ABIS_FOR_ARCH and not set(abis) & set(ABIS_FOR_ARCH[arch]):
@@ -336,6 +341,8 @@ def _run_on_device(adb, serial, models, binary, arch, threads_list, options, tim
                 cmd = benchmark_command(remote, threads, **options)
                 code, text = _run(adb, ["shell", *cmd], serial, timeout=timeout)
                 rows.append(_row(path, serial, device, abi, threads, options, code, text))
+                if on_row is not None:
+                    on_row(rows[-1])
         finally:
             _run(adb, ["shell", "rm", "-f", remote], serial, timeout=60)
     return rows
@@ -378,18 +385,30 @@ def _row(path, serial, device, abi, threads, options, code, text) -> dict:
     return row
 
 
-def benchmark_adb(models, binary: str, serials=None, threads=(1,), runs=None, warmup=None,
-                  min_seconds=None, xnnpack: bool = True, taskset: str | None = None,
-                  use_gpu: bool = False, use_nnapi: bool = False, profile: bool = False,
-                  adb: str | None = None, timeout: float = 900.0) -> list[dict]:
-    """Run TFLite's benchmark_model on Android devices over adb: one result row per model,
-    thread count and device (devices in parallel, each one's runs in turn)."""
-    models = [os.fspath(models)] if isinstance(models, (str, os.PathLike)) else \
-        [os.fspath(m) for m in models]
+def check_options(taskset: str | None = None, use_gpu: bool = False,
+                  use_nnapi: bool = False) -> None:
+    """The device-side settings, checked before anything runs."""
     if use_gpu and use_nnapi:
         raise EdgecnnError("choose one of --use-gpu and --use-nnapi")
     if taskset is not None and not re.fullmatch(r"(0x)?[0-9a-fA-F]+", str(taskset)):
         raise EdgecnnError(f"--taskset takes a hexadecimal CPU mask such as f0, got {taskset!r}")
+
+
+def benchmark_adb(models, binary: str, serials=None, threads=(1,), runs=None, warmup=None,
+                  min_seconds=None, xnnpack: bool = True, taskset: str | None = None,
+                  use_gpu: bool = False, use_nnapi: bool = False, profile: bool = False,
+                  adb: str | None = None, timeout: float = 900.0, skip=None,
+                  on_row=None) -> list[dict]:
+    """Run TFLite's benchmark_model on Android devices over adb: one result row per model,
+    thread count and device (devices in parallel, each one's runs in turn).
+
+    skip: ``skip(serial, model_path)`` True leaves that model out on that device (a device
+    with nothing left to run is not touched); on_row: called with each row as soon as it is
+    measured, from that device's thread (a sweep saves it there, so an interrupted run keeps
+    what was measured)."""
+    models = [os.fspath(models)] if isinstance(models, (str, os.PathLike)) else \
+        [os.fspath(m) for m in models]
+    check_options(taskset, use_gpu, use_nnapi)
     threads_list = [int(t) for t in threads] if not isinstance(threads, int) else [threads]
     if any(t < 1 for t in threads_list):
         raise EdgecnnError(f"threads must be >= 1, got {threads_list}")
@@ -403,7 +422,7 @@ def benchmark_adb(models, binary: str, serials=None, threads=(1,), runs=None, wa
                "profile": profile}
     with ThreadPoolExecutor(max_workers=len(serials)) as pool:
         futures = {s: pool.submit(_run_on_device, adb, s, models, binary, arch, threads_list,
-                                  options, timeout) for s in serials}
+                                  options, timeout, skip, on_row) for s in serials}
         per_device = {s: f.result() for s, f in futures.items()}
     order = {os.path.abspath(m): i for i, m in enumerate(models)}
     rows = [r for s in serials for r in per_device[s]]

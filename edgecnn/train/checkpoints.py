@@ -2,8 +2,10 @@
 the model, the optimizer (with its step) and the epoch counter."""
 from __future__ import annotations
 
+import atexit
 import csv
 import os
+import shutil
 import tempfile
 
 from ..utils.files import atomic_write_bytes
@@ -52,13 +54,20 @@ def checkpoint_epoch(directory: str) -> int:
 
 def checkpointing(model, optimizer, directory: str, chief: bool):
     """The epoch variable and a CheckpointManager for ``directory``, restored from its latest
-    checkpoint when there is one (weights, optimizer slots and step, epoch)."""
+    checkpoint when there is one (weights, optimizer slots and step, epoch).
+
+    Every worker of a cluster restores from ``directory`` (the run folder, shared between
+    machines), but only the chief saves there: saving is a collective op, so the others save
+    throw-away copies in a temporary folder removed when the process ends."""
     epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch_var)
-    if not chief:  # other workers write throw-away copies (saving is a collective op)
-        directory = tempfile.mkdtemp(prefix="edgecnn-worker-ckpt-")
-    manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=2)
-    if manager.latest_checkpoint:
+    latest = tf.train.latest_checkpoint(directory) if os.path.isdir(directory) else None
+    save_to = directory
+    if not chief:
+        save_to = tempfile.mkdtemp(prefix="edgecnn-worker-ckpt-")
+        atexit.register(shutil.rmtree, save_to, ignore_errors=True)
+    manager = tf.train.CheckpointManager(checkpoint, save_to, max_to_keep=2)
+    if latest:
         optimizer.build(model.trainable_variables)  # slots exist before they are restored
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        checkpoint.restore(latest).assert_existing_objects_matched()
     return epoch_var, manager

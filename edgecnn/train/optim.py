@@ -42,3 +42,16 @@ def set_bn_momentum(model, momentum: float | None, total_steps: int) -> float | 
     for bn in bns:
         bn.momentum = min(bn.momentum, target) if momentum is None else target
     return float(target)
+
+
+def synchronize_batchnorm(model, replicas: int) -> bool:
+    """With several replicas, BatchNorm's batch statistics taken over the global batch (one
+    all-reduce per layer and step) instead of each replica's share of it, so a run split
+    across devices or machines trains as one process with the same global batch does.
+    Returns True when anything changed."""
+    if replicas < 2:
+        return False
+    bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    for bn in bns:
+        bn.synchronized, bn.fused = True, False  # the fused kernel has no synchronized form
+    return bool(bns)

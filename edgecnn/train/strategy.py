@@ -62,6 +62,8 @@ def make_strategy(name: str = "auto"):
 
 
 def strategy_name(strategy) -> str:
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return "MultiWorkerMirroredStrategy"  # its class is CollectiveAllReduceStrategy
     return type(strategy).__name__.replace("_DefaultDistributionStrategy", "default")
 
 
@@ -75,3 +77,29 @@ def is_chief(strategy) -> bool:
         return True
     has_chief = "chief" in resolver.cluster_spec().as_dict()
     return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+def worker_label(strategy) -> str:
+    """This process in the cluster: ``"worker 1 of 2"``, or ``""`` outside a cluster."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return ""
+    size = sum(len(v) for k, v in resolver.cluster_spec().as_dict().items()
+               if k in ("chief", "worker"))
+    return f"{resolver.task_type} {resolver.task_id} of {size}"
+
+
+def agreed(strategy, value: int, what: str) -> int:
+    """``value`` when every worker of a cluster holds the same one; an error on every worker
+    otherwise (instead of a hang in the first collective that would follow)."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return value
+    x = tf.constant(float(value))
+    both = strategy.reduce(tf.distribute.ReduceOp.MEAN,
+                           strategy.run(lambda: tf.stack([x, x * x])), axis=None).numpy()
+    if both[1] - both[0] ** 2 > 1e-6:
+        raise EdgecnnError(
+            f"the workers restored different {what} ({worker_label(strategy)} has {value}): "
+            f"every worker must read the chief's checkpoints; put the run folder on storage "
+            f"shared by the machines (e.g. NFS) and restart every worker with --resume RUN_DIR")
+    return value

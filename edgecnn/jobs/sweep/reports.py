@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from ...utils.files import atomic_write_bytes
 from ...errors import EdgecnnError, MissingExtraError
 from .pick import BudgetPick, pick_budget
-from .store import CSV_NAME, MD_NAME, SweepPoint, load_sweep, ms, write_csv
+from .store import CSV_NAME, MD_NAME, SweepPoint, device_dir, load_sweep, ms, write_csv
 
 PLOT_LATENCY = "sweep_latency_vs_macs.png"
 PLOT_ACCURACY = "sweep_accuracy_vs_latency.png"
@@ -39,12 +39,22 @@ def markdown(settings: dict, rows: list[dict], pick: BudgetPick | None = None,
     """The sweep as a Markdown document: settings, the table, the alpha x resolution grids."""
     has_accuracy = any(r.get("top1") is not None for r in rows)
     first = rows[0] if rows else {}
+    threads = first.get("threads", settings.get("threads"))
+    device = settings.get("device")
+    if device:
+        measured_on = (f"{device.get('device') or 'Android device'} (adb serial "
+                       f"{device['serial']}, {device.get('abi') or 'ABI unknown'})")
+        benchmark = (f"TFLite benchmark_model ({device.get('binary')}) over adb, {threads} "
+                     f"thread(s), delegate {device.get('delegate')}"
+                     + (f", taskset {device['taskset']}" if device.get("taskset") else "")
+                     + ", latency = median (p50) of the timed runs")
+    else:
+        measured_on = settings.get("machine", "?")
+        benchmark = (f"{threads} thread(s), XNNPACK "
+                     f"{'on' if settings.get('xnnpack', True) else 'off'}, latency = median "
+                     f"(p50) of the steady-state runs")
     lines = [f"# {settings.get('name')} width x resolution sweep ({settings.get('precision')})",
-             "",
-             f"- measured on: {settings.get('machine', '?')}",
-             (f"- benchmark: {first.get('threads', settings.get('threads'))} thread(s), "
-              f"XNNPACK {'on' if settings.get('xnnpack', True) else 'off'}, latency = median "
-              f"(p50) of the steady-state runs"),
+             "", f"- measured on: {measured_on}", f"- benchmark: {benchmark}",
              (f"- classes: {settings.get('num_classes')}, weights: {settings.get('weights')}, "
               f"options: {settings.get('options') or '-'}")]
     if settings.get("data"):
@@ -65,6 +75,11 @@ def markdown(settings: dict, rows: list[dict], pick: BudgetPick | None = None,
         if has_accuracy:
             line += f" {r['top1']:.1f} |" if r.get("top1") is not None else " - |"
         lines.append(line)
+    means = [r for r in rows if r.get("p50_stat") == "mean"]
+    if means:
+        lines += ["", "This benchmark_model prints no median: the p50 column of "
+                  + ", ".join(f"alpha {r['alpha']:g} resolution {r['resolution']}"
+                              for r in means) + " is the mean of the timed runs."]
     noisy = [r for r in rows if r.get("noisy")]
     if noisy:
         lines += ["", "Noisy measurements (p90/p50 or p50/min > 1.5: the machine was busy): "
@@ -111,8 +126,10 @@ def write_plots(directory: str, settings: dict, rows: list[dict],
         from matplotlib.figure import Figure
     except ImportError:
         raise MissingExtraError("plotting a sweep", missing="matplotlib") from None
+    device = settings.get("device")
     title = f"{settings.get('name')} {settings.get('precision')}, " \
-            f"{settings.get('threads')} thread(s)"
+            f"{settings.get('threads')} thread(s)" + \
+            (f", {device.get('device') or device['serial']}" if device else "")
     alphas = sorted({r["alpha"] for r in rows})
 
     def plot(name, points, x, y, *, latency_on_x, xlabel, ylabel, heading):
@@ -168,36 +185,43 @@ class SweepResult:
     files: dict = field(default_factory=dict)           # csv, md, plots -> paths
     pick: BudgetPick | None = None
     notes: list[str] = field(default_factory=list)      # e.g. why there are no plots
+    device: str | None = None                           # the adb serial it was measured on
 
     def rows(self) -> list[dict]:
         return [p.row() for p in self.points]
 
     def to_dict(self) -> dict:
-        return {"directory": self.directory, "settings": self.settings, "rows": self.rows(),
+        return {"directory": self.directory, "device": self.device,
+                "settings": self.settings, "rows": self.rows(),
                 "measured": self.measured, "reused": self.reused, "files": self.files,
                 "pick": self.pick.to_dict() if self.pick else None, "notes": self.notes}
 
 
-def report(directory: str, budget_ms: float | None = None, plots: bool = True) -> SweepResult:
-    """(Re)write sweep.csv, sweep.md and the plots from every complete point in ``directory``."""
+def report(directory: str, budget_ms: float | None = None, plots: bool = True,
+           device: str | None = None) -> SweepResult:
+    """(Re)write sweep.csv, sweep.md and the plots from every complete point in ``directory``
+    (measured on this machine), or with ``device`` (an adb serial) from that device's
+    benchmarks, into its folder ``devices/<serial>/``."""
     directory = os.path.abspath(directory)
-    settings, points = load_sweep(directory)
+    settings, points = load_sweep(directory, device)
     if not points:
-        raise EdgecnnError(f"{directory} holds no complete sweep point yet")
+        raise EdgecnnError(f"{directory} holds no complete sweep point yet"
+                           + (f" for device {device}" if device else ""))
+    out = device_dir(directory, device) if device else directory
     rows = [p.row() for p in points]
     pick = pick_budget(rows, budget_ms) if budget_ms is not None else None
-    result = SweepResult(directory, settings, points, pick=pick)
+    result = SweepResult(directory, settings, points, pick=pick, device=device)
     written = []
     if plots:
         try:
-            written = write_plots(directory, settings, rows, budget_ms)
+            written = write_plots(out, settings, rows, budget_ms)
         except MissingExtraError:
             result.notes.append('no plots: matplotlib is not installed (pip install matplotlib, '
                                 'or pip install "edgecnn[tf]")')
-    csv_path = os.path.join(directory, CSV_NAME)
-    md_path = os.path.join(directory, MD_NAME)
+    csv_path = os.path.join(out, CSV_NAME)
+    md_path = os.path.join(out, MD_NAME)
     write_csv(csv_path, rows)
     atomic_write_bytes(md_path, markdown(settings, rows, pick, written).encode())
     result.files = {"csv": csv_path, "md": md_path,
-                    "plots": [os.path.join(directory, p) for p in written]}
+                    "plots": [os.path.join(out, p) for p in written]}
     return result

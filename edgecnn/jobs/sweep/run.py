@@ -19,8 +19,9 @@ from ...utils.files import atomic_write_json
 from ...utils.progress import Progress
 from .pick import check_budget
 from .reports import SweepResult, report
-from .store import (BENCH_SUFFIX, MANIFEST, check_settings, converted_card, load_point, ms,
-                    point_stem, prepare_dir)
+from .store import (BENCH_SUFFIX, DEVICE_MANIFEST, MANIFEST, check_device, check_settings,
+                    converted_card, device_dir, load_point, ms, point_stem, prepare_dir,
+                    sweep_devices)
 
 
 def parse_list(text, what: str, kind=float) -> list:
@@ -78,7 +79,8 @@ def run_sweep(name: str, alphas, resolutions, *, precision: str = "float32", thr
               calib_samples: int = 200, io_dtype: str | None = None, xnnpack: bool = True,
               runs: int | None = None, warmup: int | None = None,
               min_seconds: float | None = None, budget_ms: float | None = None,
-              plots: bool = True, quiet: bool = False, jobs: int = 1) -> SweepResult:
+              plots: bool = True, quiet: bool = False, jobs: int = 1,
+              adb: dict | None = None):
     """Build, convert (``edgecnn convert``'s path) and benchmark every alpha x resolution point
     of ``name``; keep each point's .tflite, card and benchmark in ``output_dir`` (default
     ``sweep_{name}_{precision}``); skip points already complete there; write sweep.csv,
@@ -87,7 +89,14 @@ def run_sweep(name: str, alphas, resolutions, *, precision: str = "float32", thr
     jobs: with more than one, the points still to convert are converted first in that many
     worker processes (each a fresh Python: TensorFlow is not fork-safe), then benchmarked one
     at a time, so no timing is taken while conversions compete for the cores. Each point's
-    files are written atomically either way, so an interrupted sweep resumes with any jobs."""
+    files are written atomically either way, so an interrupted sweep resumes with any jobs.
+
+    adb: benchmark on Android devices instead of this machine, with TFLite's benchmark_model
+    (``edgecnn bench --adb``'s runner): a dict of ``benchmark_adb``'s settings, ``serials``
+    and ``binary`` (required) and ``taskset``, ``use_gpu``, ``use_nnapi``, ``adb``. Every
+    point is converted here first; then the devices run in parallel, each point's result
+    saved as it arrives in ``devices/<serial>/`` with that device's sweep.csv, sweep.md,
+    plots and budget pick. Returns ``{serial: SweepResult}`` then, else one SweepResult."""
     alphas = parse_list(alphas, "alpha", float)
     resolutions = parse_list(resolutions, "resolution", int)
     if precision not in PRECISIONS:
@@ -98,6 +107,8 @@ def run_sweep(name: str, alphas, resolutions, *, precision: str = "float32", thr
         raise EdgecnnError(f"jobs must be a whole number >= 1, got {jobs!r}")
     if budget_ms is not None:
         budget_ms = check_budget(budget_ms)  # before hours of work
+    if adb is not None:   # the phones and the binary too, before anything is written
+        adb = _check_devices(adb)
     from ..convert import SYNTHETIC_WARNING
     from ...models import get_model_spec
     from ...models.registry import check_alpha, resolve_input_size
@@ -140,6 +151,9 @@ def run_sweep(name: str, alphas, resolutions, *, precision: str = "float32", thr
                        calib_samples=calib_samples, io_dtype=io_dtype)
         if jobs > 1:
             _convert_in_parallel(directory, grid, convert, jobs, progress)
+        if adb is not None:
+            return _sweep_on_devices(directory, grid, convert, dict(adb), threads, runs,
+                                     warmup, min_seconds, xnnpack, budget_ms, plots, progress)
         for index, (alpha, resolution) in enumerate(grid):
             stem = point_stem(name, alpha, resolution, precision)
             label = f"alpha {alpha:g} resolution {resolution}"
@@ -153,6 +167,7 @@ def run_sweep(name: str, alphas, resolutions, *, precision: str = "float32", thr
                     advance(index, description=f"{label}: converting")
                     _convert_point({**convert, "alpha": alpha, "resolution": resolution,
                                     "output": path})
+                    _drop_stale(directory, stem)
                     _release_keras()
                 advance(index, description=f"{label}: benchmarking")
                 bench = _benchmark(path, threads, runs, warmup, min_seconds, xnnpack)
@@ -167,6 +182,101 @@ def run_sweep(name: str, alphas, resolutions, *, precision: str = "float32", thr
     result = report(directory, budget_ms, plots)
     result.measured, result.reused = measured, reused
     return result
+
+
+def _drop_stale(directory: str, stem: str) -> None:
+    """Forget the benchmarks of a point being converted again (here and on every adb
+    device): they timed the older model."""
+    for folder in [directory] + [device_dir(directory, s) for s in sweep_devices(directory)]:
+        stale = os.path.join(folder, stem + BENCH_SUFFIX)
+        if os.path.exists(stale):
+            os.unlink(stale)
+
+
+def _check_devices(adb: dict) -> dict:
+    """The adb settings with the devices chosen and checked (connected, authorized) and the
+    benchmark binary checked (an ELF executable), before hours of conversion."""
+    from ...runtime import adb as runner
+
+    runner.check_options(adb.get("taskset"), adb.get("use_gpu"), adb.get("use_nnapi"))
+    runner.check_binary(adb["binary"])
+    exe = runner.find_adb(adb.get("adb"))
+    return {**adb, "adb": exe, "serials": runner.choose_serials(exe, adb.get("serials"))}
+
+
+def _sweep_on_devices(directory, grid, convert, adb, threads, runs, warmup, min_seconds,
+                      xnnpack, budget_ms, plots, progress) -> dict:
+    """The grid converted here (what is missing), then benchmarked on every adb device (in
+    parallel, each point's result written as it arrives); one report per device."""
+    import threading
+
+    from ...runtime import adb as runner
+
+    name, precision = convert["name"], convert["precision"]
+    stems = {}
+    for alpha, resolution in grid:
+        stem = point_stem(name, alpha, resolution, precision)
+        path = os.path.join(directory, stem + ".tflite")
+        stems[path] = (stem, alpha, resolution)
+        if converted_card(directory, stem, alpha, resolution, precision) is None:
+            _convert_point({**convert, "alpha": alpha, "resolution": resolution,
+                            "output": path})
+            _drop_stale(directory, stem)
+            _release_keras()
+    options = {"taskset": adb.get("taskset"), "use_gpu": bool(adb.get("use_gpu")),
+               "use_nnapi": bool(adb.get("use_nnapi"))}
+    delegate = "gpu" if options["use_gpu"] else "nnapi" if options["use_nnapi"] else \
+        "xnnpack" if xnnpack else "cpu"
+    for serial in adb["serials"]:
+        folder = device_dir(directory, serial)
+        os.makedirs(folder, exist_ok=True)
+        check_device(folder, {"serial": serial, "delegate": delegate,
+                              "taskset": options["taskset"]})
+
+    def measured(serial, path):
+        stem, alpha, resolution = stems[os.path.abspath(path)]
+        return load_point(directory, stem, alpha, resolution, precision, threads,
+                          bench_dir=device_dir(directory, serial)) is not None
+
+    todo = sum(not measured(s, p) for s in adb["serials"] for p in stems)
+    advance = progress.task(f"benchmarking on {len(adb['serials'])} device(s)", todo)
+    lock, counted, done = threading.Lock(), set(), []   # done: (serial, stem)
+
+    def save(row):
+        stem = stems[row["path"]][0]
+        serial = row["source"][len("adb:"):]
+        bench = {k: v for k, v in row.items() if k not in ("profile", "path")}
+        if bench.get("p50_ms") is None and bench.get("mean_ms") is not None:
+            bench["p50_ms"], bench["p50_stat"] = bench["mean_ms"], "mean"
+        folder = device_dir(directory, serial)
+        with lock:
+            if serial not in counted:
+                counted.add(serial)
+                atomic_write_json(os.path.join(folder, DEVICE_MANIFEST), {
+                    "serial": serial, "device": row.get("device"), "abi": row.get("abi"),
+                    "delegate": row.get("delegate"), "taskset": row.get("taskset"),
+                    "binary": os.path.basename(adb["binary"])})
+            atomic_write_json(os.path.join(folder, stem + BENCH_SUFFIX), bench)
+            done.append((serial, stem))
+            advance(len(done), description=f"{row.get('device') or serial}: {stem}")
+            progress.log(f"{row.get('device') or serial} ({serial}) {stem}: "
+                         f"p50 {ms(bench.get('p50_ms'))} ms")
+
+    try:
+        runner.benchmark_adb(list(stems), adb["binary"], serials=adb["serials"],
+                             threads=[threads], runs=runs, warmup=warmup,
+                             min_seconds=min_seconds, xnnpack=xnnpack, adb=adb.get("adb"),
+                             skip=measured, on_row=save, **options)
+    except EdgecnnError as exc:
+        raise EdgecnnError(f"{name}: {exc} (the points measured before it are kept; rerun "
+                           f"to continue)") from None
+    results = {}
+    for serial in adb["serials"]:
+        result = report(directory, budget_ms, plots, device=serial)
+        result.measured = [stem for who, stem in done if who == serial]
+        result.reused = [p.stem for p in result.points if p.stem not in result.measured]
+        results[serial] = result
+    return results
 
 
 def _convert_point(arguments: dict) -> str:
@@ -198,9 +308,7 @@ def _convert_in_parallel(directory, grid, convert: dict, jobs: int, progress) ->
         if converted_card(directory, stem, alpha, resolution, convert["precision"]) is None:
             todo.append({**convert, "alpha": alpha, "resolution": resolution,
                          "output": os.path.join(directory, stem + ".tflite")})
-            stale = os.path.join(directory, stem + BENCH_SUFFIX)   # timed an older model
-            if os.path.exists(stale):
-                os.unlink(stale)
+            _drop_stale(directory, stem)
     if not todo:
         return
     advance = progress.task(f"converting in {jobs} processes", len(todo))

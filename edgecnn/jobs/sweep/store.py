@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import os
+import re
 from dataclasses import dataclass
 
 from ...utils.files import atomic_write_bytes
@@ -21,6 +22,8 @@ MANIFEST = "sweep.json"
 CSV_NAME = "sweep.csv"
 MD_NAME = "sweep.md"
 BENCH_SUFFIX = ".bench.json"
+DEVICES_DIR = "devices"          # devices/<serial>/: one phone's benchmarks and report
+DEVICE_MANIFEST = "device.json"
 CSV_COLUMNS = ("name", "alpha", "resolution", "precision", "params", "macs", "size_bytes",
                "threads", "xnnpack", "runs", "p50_ms", "p90_ms", "mean_ms", "std_ms", "min_ms",
                "max_ms", "noisy", "top1", "keras_top1", "accuracy_samples", "tflite")
@@ -62,6 +65,8 @@ class SweepPoint:
             "noisy": is_noisy(bench, against_min=True),
             "top1": accuracy.get("tflite_top1"), "keras_top1": accuracy.get("keras_top1"),
             "accuracy_samples": accuracy.get("samples"), "tflite": self.stem + ".tflite",
+            # an old benchmark_model prints no median: the sweep ranks by its mean then
+            "p50_stat": bench.get("p50_stat", "median"),
         }
 
 
@@ -100,13 +105,31 @@ def converted_card(directory: str, stem: str, alpha=None, resolution=None,
     return card
 
 
+def device_dir(directory: str, serial: str) -> str:
+    """The folder of one adb device's benchmarks and report inside a sweep folder (serials
+    of network devices, ``host:port``, made file-name safe)."""
+    return os.path.join(directory, DEVICES_DIR, re.sub(r"[^A-Za-z0-9._-]", "_", serial))
+
+
+def sweep_devices(directory: str) -> list[str]:
+    """The serials of the adb devices a sweep folder holds benchmarks of."""
+    root = os.path.join(directory, DEVICES_DIR)
+    found = []
+    for entry in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+        manifest = _read_json(os.path.join(root, entry, DEVICE_MANIFEST))
+        if isinstance(manifest, dict) and isinstance(manifest.get("serial"), str):
+            found.append(manifest["serial"])
+    return found
+
+
 def load_point(directory: str, stem: str, alpha=None, resolution=None, precision=None,
-               threads=None) -> SweepPoint | None:
-    """A point whose .tflite, card and benchmark are all complete and agree, else None."""
+               threads=None, bench_dir: str | None = None) -> SweepPoint | None:
+    """A point whose .tflite, card and benchmark are all complete and agree, else None.
+    bench_dir: where its benchmark is (an adb device's folder), default ``directory``."""
     card = converted_card(directory, stem, alpha, resolution, precision)
     if card is None:
         return None
-    bench = _read_json(os.path.join(directory, stem + BENCH_SUFFIX))
+    bench = _read_json(os.path.join(bench_dir or directory, stem + BENCH_SUFFIX))
     try:
         float(bench["p50_ms"])
         if threads is not None and int(bench["threads"]) != int(threads):
@@ -118,9 +141,11 @@ def load_point(directory: str, stem: str, alpha=None, resolution=None, precision
     return SweepPoint(stem, card, bench)
 
 
-def load_sweep(directory: str) -> tuple[dict, list[SweepPoint]]:
-    """The settings and every complete point of a sweep folder (sorted by alpha, resolution).
-    Needs neither TensorFlow nor ai-edge-litert."""
+def load_sweep(directory: str, device: str | None = None) -> tuple[dict, list[SweepPoint]]:
+    """The settings and every complete point of a sweep folder (sorted by alpha, resolution),
+    measured on this machine or, with ``device`` (a serial), on that adb device; the
+    device's settings are then under ``settings["device"]``. Needs neither TensorFlow nor
+    ai-edge-litert."""
     if not os.path.isdir(directory):
         raise EdgecnnError(f"sweep folder {directory} does not exist; run edgecnn sweep NAME "
                            f"-o {directory} first")
@@ -128,12 +153,21 @@ def load_sweep(directory: str) -> tuple[dict, list[SweepPoint]]:
     if not isinstance(settings, dict):
         raise EdgecnnError(f"{directory} is not a sweep folder (no readable {MANIFEST}); give "
                            f"the -o folder of edgecnn sweep")
+    bench_dir = directory
+    if device is not None:
+        bench_dir = device_dir(directory, device)
+        manifest = _read_json(os.path.join(bench_dir, DEVICE_MANIFEST))
+        if not isinstance(manifest, dict):
+            known = ", ".join(sweep_devices(directory)) or "none"
+            raise EdgecnnError(f"{directory} holds no benchmarks of device {device} (devices: "
+                               f"{known})")
+        settings = {**settings, "device": manifest}
     points = []
-    for entry in sorted(os.listdir(directory)):
+    for entry in sorted(os.listdir(bench_dir)):
         if entry.endswith(BENCH_SUFFIX):
             point = load_point(directory, entry[:-len(BENCH_SUFFIX)],
                                precision=settings.get("precision"),
-                               threads=settings.get("threads"))
+                               threads=settings.get("threads"), bench_dir=bench_dir)
             if point is not None:
                 points.append(point)
     points.sort(key=lambda p: (p.alpha, p.resolution))
@@ -183,3 +217,16 @@ def check_settings(directory: str, settings: dict) -> None:
         diff = ", ".join(f"{k} {old.get(k)!r} (now {settings[k]!r})" for k in keys)
         raise EdgecnnError(f"{directory} holds a sweep with other settings: {diff}; use the same "
                            f"settings to resume, or another -o folder")
+
+
+def check_device(folder: str, wanted: dict) -> None:
+    """Refuse to add benchmarks to an adb device's folder measured with another delegate or
+    CPU mask (its device.json)."""
+    old = _read_json(os.path.join(folder, DEVICE_MANIFEST))
+    if not isinstance(old, dict):
+        return
+    keys = [k for k in ("delegate", "taskset") if old.get(k) != wanted.get(k)]
+    if keys:
+        diff = ", ".join(f"{k} {old.get(k)!r} (now {wanted.get(k)!r})" for k in keys)
+        raise EdgecnnError(f"device {wanted['serial']} was measured in this sweep with other "
+                           f"settings: {diff}; use the same to resume, or another -o folder")

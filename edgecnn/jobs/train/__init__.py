@@ -52,9 +52,15 @@ def train(config: TrainConfig | None = None, run_dir: str | None = None, *,
                "skipped_files": splits.skipped, "augmentation": splits.augment,
                "epochs": config.epochs, "qat_epochs": config.qat_epochs,
                "strategy": ctx.strategy_label,
-               "replicas": int(ctx.strategy.num_replicas_in_sync), "bn_momentum": bn_momentum,
+               "replicas": int(ctx.strategy.num_replicas_in_sync), "worker": ctx.worker,
+               "steps_per_epoch": ctx.steps,
+               "steps": {"float": int(model.optimizer.iterations.numpy()),
+                         "qat": int(qat.optimizer.iterations.numpy()) if qat else 0},
+               "bn_momentum": bn_momentum,
                "float_val_accuracy": float_acc, "qat_keras_val_accuracy": qat_acc,
                "files": {}}
+    # read on every worker: a cluster reads its replicated BatchNorm statistics collectively
+    weights = None if ctx.single else (model.get_weights(), qat and qat.get_weights())
     if not ctx.chief:
         return summary
-    return export(ctx, model, qat, summary)
+    return export(ctx, model, qat, summary, weights)

@@ -42,6 +42,7 @@ class RunContext:
     chief: bool
     console: object
     resumed: bool
+    worker: str = ""           # "worker 1 of 2" in a cluster
     splits: object = None      # data.pipeline.Splits
     size: int = 0              # input side in pixels
     log: CsvLog | None = None
@@ -88,7 +89,8 @@ def start_run(config: TrainConfig | None, run_dir: str | None, resume: bool,
     if resume:
         if run_dir is None or not os.path.isfile(os.path.join(run_dir, CONFIG_FILE)):
             raise EdgecnnError(f"{run_dir} is not a run folder (no {CONFIG_FILE}); give the "
-                               f"-o folder of an earlier edgecnn train")
+                               f"-o folder of an earlier edgecnn train (with several workers: "
+                               f"the same folder, shared, on every machine)")
         config = TrainConfig.from_dict(read_json(os.path.join(run_dir, CONFIG_FILE))).check()
     else:
         if config is None:
@@ -96,15 +98,16 @@ def start_run(config: TrainConfig | None, run_dir: str | None, resume: bool,
         config.check()
         run_dir = run_dir or os.path.join(
             "runs", f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    run_dir = os.path.abspath(run_dir)
+    from ...train.strategy import is_chief, make_strategy, strategy_name, worker_label
+
+    strategy = make_strategy(config.strategy)  # first: multiworker configures collectives
+    chief = is_chief(strategy)
+    if not resume and chief:  # the other workers of a cluster never write the run folder
         if os.path.isfile(os.path.join(run_dir, CONFIG_FILE)):
             raise EdgecnnError(f"{run_dir} already holds a run; continue it with --resume "
                                f"{run_dir} or choose another -o folder")
         os.makedirs(run_dir, exist_ok=True)
-    run_dir = os.path.abspath(run_dir)
-    from ...train.strategy import is_chief, make_strategy, strategy_name
-
-    strategy = make_strategy(config.strategy)  # first: multiworker configures collectives
-    chief = is_chief(strategy)
     out = console(quiet or not chief)
     summary_path = os.path.join(run_dir, SUMMARY_FILE)
     if resume and os.path.isfile(summary_path):
@@ -113,7 +116,7 @@ def start_run(config: TrainConfig | None, run_dir: str | None, resume: bool,
             out.print(f"run {run_dir} is already finished")
             return None, read_json(summary_path)
     return RunContext(config, run_dir, strategy, strategy_name(strategy), chief, out,
-                      resume), None
+                      resume, worker=worker_label(strategy)), None
 
 
 def load_data(ctx: RunContext) -> None:

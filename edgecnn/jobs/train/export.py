@@ -34,8 +34,9 @@ def add_to_card(path: str, training: dict) -> None:
     atomic_write_json(os.path.splitext(path)[0] + ".json", card.to_dict())
 
 
-def export_float(ctx: RunContext, model):
-    """The float model outside the strategy (conversion traces plain variables)."""
+def export_float(ctx: RunContext, model, weights):
+    """The float model outside the strategy (conversion traces plain variables), with
+    ``weights`` read from the strategy's."""
     if ctx.single:
         return model
     # the same network as trained: the options and preprocessing its weights set (e.g. a
@@ -44,15 +45,17 @@ def export_float(ctx: RunContext, model):
     fresh = build_float(TrainConfig.from_dict({**ctx.config.to_dict(), "weights": "none",
                                                "options": dict(built.options)}),
                         ctx.classes, like=built)
-    fresh.set_weights(model.get_weights())
+    fresh.set_weights(weights)
     return fresh
 
 
-def export(ctx: RunContext, model, qat, summary: dict) -> dict:
-    """Write the run's models and summary.json (chief only); returns the summary."""
+def export(ctx: RunContext, model, qat, summary: dict, weights=None) -> dict:
+    """Write the run's models and summary.json (chief only); returns the summary.
+    ``weights``: (float, QAT) weights read from a distribution strategy's variables, None
+    for a model trained without one."""
     config, splits, console = ctx.config, ctx.splits, ctx.console
     ctx.write_state("convert", config.total_epochs)
-    float_model = export_float(ctx, model)
+    float_model = export_float(ctx, model, weights and weights[0])
     keras_path = ctx.path("model.keras")
     save_model(float_model, keras_path)
     summary["files"]["keras"] = keras_path
@@ -88,7 +91,7 @@ def export(ctx: RunContext, model, qat, summary: dict) -> dict:
         qat_export = qat
         if not ctx.single:
             qat_export = quantize_aware(float_model)
-            qat_export.set_weights(qat.get_weights())
+            qat_export.set_weights(weights[1])
         path = ctx.path("model_int8.tflite")
         with console.status("QAT int8 conversion"):
             convert(qat_export, path, "int8", **common)

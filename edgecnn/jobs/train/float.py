@@ -10,8 +10,10 @@ from ...data.pipeline import mixup, one_hot
 from ...models import create_model
 from ...train.callbacks import EpochProgress, PreciseBN
 from ...train.checkpoints import checkpointing
-from ...train.optim import compile_classifier, make_optimizer, set_bn_momentum
+from ...train.optim import (compile_classifier, make_optimizer, set_bn_momentum,
+                            synchronize_batchnorm)
 from ...train.schedule import WarmupCosine
+from ...train.strategy import agreed
 from .config import TrainConfig
 from .context import RunContext
 
@@ -80,13 +82,14 @@ def train_float(ctx: RunContext):
     with ctx.strategy.scope():
         model = build_float(config, ctx.classes)
         bn_momentum = set_bn_momentum(model, config.bn_momentum, config.epochs * steps)
+        synchronize_batchnorm(model, ctx.strategy.num_replicas_in_sync)
         schedule = WarmupCosine(config.base_lr(), config.epochs * steps,
                                 int(round(config.warmup_epochs * steps)), config.cosine)
         optimizer = make_optimizer(config.optimizer, schedule, config.weight_decay)
         compile_classifier(model, optimizer, config.label_smoothing)
         epoch_var, manager = checkpointing(model, optimizer, ctx.checkpoints("float"),
                                            ctx.chief)
-    start = int(epoch_var.numpy())
+    start = agreed(ctx.strategy, int(epoch_var.numpy()), "epochs")
     float_acc = None
     if start < config.epochs:
         precise_bn = PreciseBN(ctx.splits.train_plain,

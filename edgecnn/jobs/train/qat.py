@@ -8,6 +8,7 @@ from ...converters.qat import (RANGE_IMAGES, calibrate_ranges, copy_ranges, free
 from ...train.checkpoints import checkpointing
 from ...train.optim import compile_classifier, make_optimizer
 from ...train.schedule import WarmupCosine
+from ...train.strategy import agreed
 from .context import RunContext
 from .float import accuracy, datasets, epoch_callbacks
 
@@ -27,7 +28,7 @@ def train_qat(ctx: RunContext, model):
                                    config.weight_decay)
         compile_classifier(qat, optimizer, config.label_smoothing)
         epoch_var, manager = checkpointing(qat, optimizer, ctx.checkpoints("qat"), ctx.chief)
-    start = max(int(epoch_var.numpy()), config.epochs)
+    start = max(agreed(ctx.strategy, int(epoch_var.numpy()), "epochs"), config.epochs)
     if start == config.epochs and config.total_epochs > start:
         # a fresh QAT phase: activation ranges from the data, not tfmot's [-6, 6] start;
         # measured on a copy outside the strategy (its replicas cannot run eager passes)
