@@ -73,6 +73,10 @@ from .options import (WEIGHTS_HELP, alpha_resolution_options, family_flags, fami
               default="auto", show_default=True,
               help="tf.distribute: one device, MirroredStrategy over local GPUs (or logical "
                    "CPUs), MultiWorkerMirroredStrategy from TF_CONFIG; auto picks.")
+@click.option("--sync-bn", is_flag=True,
+              help="With several replicas (GPUs, workers): BatchNorm statistics over the "
+                   "global batch, one all-reduce per layer and step, so the run trains as one "
+                   "process would; worth it below ~16 images per replica.")
 @click.option("--no-cache", is_flag=True, help="Decode images every epoch instead of caching.")
 @click.option("--output", "-o", "run_dir", default=None, metavar="RUN_DIR",
               help="Run folder [default: runs/NAME-YYYYmmdd-HHMMSS].")
@@ -83,7 +87,8 @@ from .options import (WEIGHTS_HELP, alpha_resolution_options, family_flags, fami
 def train(name, data_dir, dataset, tfds_dir, alpha, resolution, minimalistic, extra, epochs,
           batch_size, lr, optimizer, weight_decay, warmup_epochs, cosine, label_smoothing,
           mixup, weights, dropout, qat_epochs, qat_lr, int8, compare_ptq, calib_samples,
-          val_split, augment, limit, seed, strategy, no_cache, run_dir, resume_dir, as_json):
+          val_split, augment, limit, seed, strategy, sync_bn, no_cache, run_dir, resume_dir,
+          as_json):
     """Train NAME on --data DIR or --dataset NAME, then QAT and convert to a .tflite.
 
     The run folder gets checkpoints, log.csv, TensorBoard events, model.keras (raw pixels
@@ -110,7 +115,7 @@ def train(name, data_dir, dataset, tfds_dir, alpha, resolution, minimalistic, ex
             cosine=cosine, label_smoothing=label_smoothing, mixup=mixup, weights=weights,
             dropout=dropout, qat_epochs=qat_epochs, qat_lr=qat_lr, int8=int8,
             compare_ptq=compare_ptq, calib_samples=calib_samples, val_split=val_split,
-            augment=augment, limit=limit, seed=seed, strategy=strategy,
+            augment=augment, limit=limit, seed=seed, strategy=strategy, sync_bn=sync_bn,
             cache=not no_cache).check()
         run_dir = run_dir or os.path.join("runs", f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
     try:

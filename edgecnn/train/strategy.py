@@ -95,8 +95,13 @@ def agreed(strategy, value: int, what: str) -> int:
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return value
     x = tf.constant(float(value))
-    both = strategy.reduce(tf.distribute.ReduceOp.MEAN,
-                           strategy.run(lambda: tf.stack([x, x * x])), axis=None).numpy()
+
+    @tf.function  # eager collectives are slow and TensorFlow says so
+    def mean_and_square():
+        return strategy.reduce(tf.distribute.ReduceOp.MEAN,
+                               strategy.run(lambda: tf.stack([x, x * x])), axis=None)
+
+    both = mean_and_square().numpy()
     if both[1] - both[0] ** 2 > 1e-6:
         raise EdgecnnError(
             f"the workers restored different {what} ({worker_label(strategy)} has {value}): "

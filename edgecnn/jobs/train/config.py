@@ -49,6 +49,7 @@ class TrainConfig:
     limit: int | None = None
     seed: int = 0
     strategy: str = "auto"
+    sync_bn: bool = False               # BatchNorm statistics over the global batch
     cache: bool = True
     bn_momentum: float | None = None    # None: min(family's, 1 - 10 / total steps), >= 0.9
 

@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 
 from ...utils.files import atomic_write_json
 from ..._keras import tf
-from ...errors import EdgecnnError
+from ...errors import EdgecnnError, EdgecnnWarning
 from ...train.checkpoints import CsvLog, checkpoint_epoch
 from .config import TrainConfig
+
+#: below this many images per replica, a run split across replicas without --sync-bn is warned
+SMALL_BN_BATCH = 16
 
 CONFIG_FILE, STATE_FILE, LOG_FILE, SUMMARY_FILE = ("config.json", "state.json", "log.csv",
                                                    "summary.json")
@@ -148,6 +152,12 @@ def load_data(ctx: RunContext) -> None:
         f"{config.epochs} float + {config.qat_epochs} QAT epochs of {ctx.steps} steps, "
         f"batch {config.batch_size}, strategy {ctx.strategy_label} "
         f"({ctx.strategy.num_replicas_in_sync} replica(s)); run folder {ctx.run_dir}")
+    replicas = int(ctx.strategy.num_replicas_in_sync)
+    if replicas > 1 and not config.sync_bn and config.batch_size / replicas < SMALL_BN_BATCH:
+        warnings.warn(EdgecnnWarning(
+            f"{config.batch_size / replicas:g} images per replica: BatchNorm statistics of so "
+            f"few images make this run train differently from one process with batch "
+            f"{config.batch_size}; add --sync-bn to take them over the global batch"))
     ctx.done = max(checkpoint_epoch(ctx.checkpoints("float")),
                    checkpoint_epoch(ctx.checkpoints("qat")))
     ctx.log = CsvLog(ctx.path(LOG_FILE))

@@ -82,7 +82,8 @@ def train_float(ctx: RunContext):
     with ctx.strategy.scope():
         model = build_float(config, ctx.classes)
         bn_momentum = set_bn_momentum(model, config.bn_momentum, config.epochs * steps)
-        synchronize_batchnorm(model, ctx.strategy.num_replicas_in_sync)
+        if config.sync_bn:
+            synchronize_batchnorm(model, ctx.strategy.num_replicas_in_sync)
         schedule = WarmupCosine(config.base_lr(), config.epochs * steps,
                                 int(round(config.warmup_epochs * steps)), config.cosine)
         optimizer = make_optimizer(config.optimizer, schedule, config.weight_decay)
