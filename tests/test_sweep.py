@@ -255,7 +255,6 @@ def test_device_farm_bad_input(grid, fake_adb, tmp_path):
         assert not out.exists()  # refused before anything is written
 
 
-@pytest.mark.slow
 def test_a_lost_model_is_converted_again(grid, counters):
     folder, data, _ = grid
     (folder / "mobilenet_0.25_32_int8.tflite").unlink()

@@ -18,12 +18,10 @@ from edgecnn.cli import cli
 
 pytest.importorskip("tensorflow")
 
-# Small, fast configurations on the built-in digits (real images): MobileNet V1 has the
-# shortest graph (fast to trace and convert); V2 is what the demo trains.
+# A small, fast configuration on the built-in digits (real images): MobileNet V1 has the
+# shortest graph (fast to trace and convert).
 TINY = ["mobilenet", "--dataset", "digits", "--alpha", "0.25", "-r", "32", "--limit", "300",
         "--batch-size", "16", "--calib-samples", "32"]
-TINY_V2 = ["mobilenet_v2", "--dataset", "digits", "--alpha", "0.35", "-r", "32", "--limit",
-           "400", "--batch-size", "16", "--calib-samples", "32"]
 
 # Runs the CLI after splitting the CPU into two logical devices (before TensorFlow starts).
 MIRRORED = """
@@ -118,7 +116,7 @@ def _check_run(run, summary, splits, method):
 
 @pytest.mark.parametrize("args, method", [
     (TINY + ["--epochs", "1", "--int8"], "ptq_int8"),
-    pytest.param(TINY_V2 + ["--epochs", "2", "--qat-epochs", "1"], "qat_int8",
+    pytest.param(TINY + ["--epochs", "1", "--qat-epochs", "1"], "qat_int8",
                  marks=pytest.mark.slow)])
 def test_mirrored_on_two_cpus_trains_and_converts(tmp_path, args, method):
     """A short run under MirroredStrategy on two logical CPU devices, converted to an
