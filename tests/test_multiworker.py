@@ -121,7 +121,8 @@ def test_two_workers_train_like_one_process_and_only_the_chief_writes(tmp_path):
     for name in ("config.json", "log.csv", "model.keras", "model_int8.tflite",
                  "model_int8.json", "summary.json"):
         assert (run / name).exists(), name
-    assert any(n.startswith(f"ckpt-{EPOCHS}.") for n in os.listdir(run / "checkpoints" / "float"))
+    checkpoints = os.listdir(run / "checkpoints" / "float")
+    assert any(n.startswith(f"ckpt-{EPOCHS}.") for n in checkpoints)
     card = json.loads((run / "model_int8.json").read_text())
     assert card["all_int8"] and card["xnnpack_partitions"] == 1
 
