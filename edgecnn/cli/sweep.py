@@ -160,13 +160,14 @@ def pick(directory, budget_ms, by, devices, as_json):
     from ..jobs.sweep import check_budget, load_sweep, pick_budget, sweep_devices
 
     budget_ms = check_budget(budget_ms)
+    loaded = {}
     targets = list(devices)
     if not targets:
-        settings, points = load_sweep(directory)
-        targets = ([None] if points else []) + sweep_devices(directory)
+        loaded[None] = load_sweep(directory)
+        targets = ([None] if loaded[None][1] else []) + sweep_devices(directory)
     picks = []
     for device in targets:
-        settings, points = load_sweep(directory, device)
+        settings, points = loaded.get(device) or load_sweep(directory, device)
         if points:
             rows = [p.row() for p in points]
             picks.append((device, settings, rows, pick_budget(rows, budget_ms, by)))
