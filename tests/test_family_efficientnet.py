@@ -278,32 +278,26 @@ def test_bad_inputs_are_refused_with_a_clear_message():
 
 
 @pytest.mark.slow
-# B0's QAT graph is converted and checked whole by test_every_model_every_precision
-@pytest.mark.parametrize("name, qat", [("efficientnet_b0", False), ("efficientnet_lite0", False),
-                                       ("efficientnet_lite0", True)],
-                         ids=["ptq-efficientnet_b0", "ptq-efficientnet_lite0",
-                              "qat-efficientnet_lite0"])
-def test_int8_graph_is_one_xnnpack_partition(name, qat, tmp_path):
-    """Full-int8 conversion: swish stays LOGISTIC + MUL, the squeeze-excite MEAN + CONV_2D +
-    MUL, with no dynamic-shape op (keras' SE Reshape, unless its batch is fixed, leaves
-    SHAPE/STRIDED_SLICE/PACK/RESHAPE per block and splits keras' B0 into 17 partitions)."""
+# the QAT graphs (edgecnn.quantize_aware) of B0 and Lite0 are converted and checked whole by
+# test_convert.py::test_every_model_every_precision
+@pytest.mark.parametrize("name", ["efficientnet_b0", "efficientnet_lite0"],
+                         ids=["ptq-efficientnet_b0", "ptq-efficientnet_lite0"])
+def test_int8_graph_is_one_xnnpack_partition(name, tmp_path):
+    """Full-int8 conversion by the stock converter: swish stays LOGISTIC + MUL, the
+    squeeze-excite MEAN + CONV_2D + MUL, with no dynamic-shape op (keras' SE Reshape, unless
+    its batch is fixed, leaves SHAPE/STRIDED_SLICE/PACK/RESHAPE per block and splits keras'
+    B0 into 17 partitions)."""
     import tensorflow as tf
-    import tensorflow_model_optimization as tfmot
     from ai_edge_litert.interpreter import Interpreter
 
     size = 64
     model = edgecnn.create_model(name, input_size=size, include_top=False)
     rng = np.random.default_rng(0)
     samples = [rng.normal(0, 1, (1, size, size, 3)).astype(np.float32) for _ in range(8)]
-    if qat:
-        model = tfmot.quantization.keras.quantize_model(model)
-        for x in samples[:4]:
-            model(x, training=True)
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if not qat:
-        converter.representative_dataset = lambda: ([x] for x in samples)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.representative_dataset = lambda: ([x] for x in samples)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
     path = tmp_path / "model.tflite"

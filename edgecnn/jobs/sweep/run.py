@@ -168,7 +168,6 @@ def run_sweep(name: str, alphas, resolutions, *, precision: str = "float32", thr
                     _convert_point({**convert, "alpha": alpha, "resolution": resolution,
                                     "output": path})
                     _drop_stale(directory, stem)
-                    _release_keras()
                 advance(index, description=f"{label}: benchmarking")
                 bench = _benchmark(path, threads, runs, warmup, min_seconds, xnnpack)
             except MissingExtraError:
@@ -222,7 +221,6 @@ def _sweep_on_devices(directory, grid, convert, adb, threads, runs, warmup, min_
             _convert_point({**convert, "alpha": alpha, "resolution": resolution,
                             "output": path})
             _drop_stale(directory, stem)
-            _release_keras()
     options = {"taskset": adb.get("taskset"), "use_gpu": bool(adb.get("use_gpu")),
                "use_nnapi": bool(adb.get("use_nnapi"))}
     delegate = "gpu" if options["use_gpu"] else "nnapi" if options["use_nnapi"] else \
@@ -289,9 +287,14 @@ def _convert_point(arguments: dict) -> str:
     from ..convert import run_convert
 
     keras.utils.set_random_seed(0)
-    with warnings.catch_warnings():   # the sweep warned once already
-        warnings.simplefilter("ignore")
-        run_convert(quiet=True, **arguments)
+    try:
+        with warnings.catch_warnings():   # the sweep warned once already
+            warnings.simplefilter("ignore")
+            run_convert(quiet=True, **arguments)
+    finally:
+        # a worker process converts many points: without this its Keras graph keeps every
+        # model built so far, and each conversion is slower than the one before
+        _release_keras()
     return arguments["output"]
 
 
