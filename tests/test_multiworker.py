@@ -15,13 +15,15 @@ from test_train import _check_resumed, _env, _rows
 pytest.importorskip("tensorflow")
 
 # MobileNet 0.25 at 32 px on the whole built-in digits (1,437 training / 360 validation
-# images), batch 16. Measured here with 6 epochs: one process 83.0-86.1 % (seeds 0-2); two
-# workers with --sync-bn 83.29 %, the one-process run beside it 83.29 % too (the same
-# computation); two workers without it 66.9 %. The test trains 4 epochs (sync-BN steps over
-# loopback gRPC cost about 1 s each here).
+# images), batch 16, 6 epochs. Measured here: one process 83.0-86.1 % (seeds 0-2); two workers
+# with --sync-bn 83.29 %; two workers without it 66.9 %. At 4 epochs the curve is still steep:
+# two workers 68.5 % against one process 56.6 % in one run, so the test trains 6 (sync-BN
+# steps over loopback gRPC cost about 1 s each here) and checks the two-worker run against the
+# one-process band measured above instead of a single one-process run beside it.
+EPOCHS = 6
 LEARNS = ["mobilenet", "--dataset", "digits", "--alpha", "0.25", "-r", "32", "--batch-size",
-          "16", "--calib-samples", "32", "--epochs", "4", "--int8"]
-EPOCHS = 4
+          "16", "--calib-samples", "32", "--epochs", str(EPOCHS), "--int8"]
+ONE_PROCESS_BAND = (83.0, 86.1)   # float val accuracy, seeds 0-2 (see above)
 TINY = ["mobilenet", "--dataset", "digits", "--alpha", "0.25", "-r", "32", "--limit", "300",
         "--batch-size", "16", "--calib-samples", "32", "--no-cosine", "--warmup-epochs", "0"]
 DEADLINE = 900  # seconds for any one process; both are killed when one fails or overruns
@@ -96,7 +98,13 @@ def _summary(stdout):
     return json.loads(stdout[stdout.index("{"):])
 
 
+# each test runs two TensorFlow processes (or two replicas in one): the slow run (--dist
+# loadgroup) gives them one xdist worker, so that two of them never share the two cores
+TWO_PROCESSES = pytest.mark.xdist_group("multiprocess")
+
+
 @pytest.mark.slow
+@TWO_PROCESSES
 def test_two_workers_train_like_one_process_and_only_the_chief_writes(tmp_path):
     run, elsewhere = tmp_path / "run", tmp_path / "worker1_run"
     procs = _workers(lambda i: [*LEARNS, "--sync-bn", "--strategy", "multiworker", "--json",
@@ -126,23 +134,16 @@ def test_two_workers_train_like_one_process_and_only_the_chief_writes(tmp_path):
     card = json.loads((run / "model_int8.json").read_text())
     assert card["all_int8"] and card["xnnpack_partitions"] == 1
 
-    # one process, the same global batch: the same accuracy within noise (see LEARNS)
-    single = subprocess.run(
-        [sys.executable, "-c", "from edgecnn.cli import main; main()", "train", *LEARNS,
-         "--strategy", "one", "--json", "-o", str(tmp_path / "single")],
-        capture_output=True, text=True, env=_env(), timeout=DEADLINE)
-    assert single.returncode == 0, single.stderr[-3000:]
-    alone = _summary(single.stdout)
-    assert alone["steps"] == chief["steps"]
+    # the accuracy of one process (see LEARNS): within 8 points of its lowest measured seed,
+    # above what two workers reach without --sync-bn (66.9 %); int8 keeps it within 3 points
     print(f"two workers: float {chief['float_val_accuracy']} % int8 "
-          f"{chief['int8_val_accuracy']} % in {seconds:.0f} s; one process: float "
-          f"{alone['float_val_accuracy']} % int8 {alone['int8_val_accuracy']} %")
-    assert alone["float_val_accuracy"] > 50  # it learned (10 % is chance)
-    assert abs(chief["float_val_accuracy"] - alone["float_val_accuracy"]) <= 6.0
-    assert abs(chief["int8_val_accuracy"] - alone["int8_val_accuracy"]) <= 6.0
+          f"{chief['int8_val_accuracy']} % in {seconds:.0f} s")
+    assert chief["float_val_accuracy"] >= ONE_PROCESS_BAND[0] - 8, chief
+    assert chief["int8_val_accuracy"] >= chief["float_val_accuracy"] - 3, chief
 
 
 @pytest.mark.slow
+@TWO_PROCESSES
 def test_a_killed_worker_then_resume_loses_and_repeats_no_epoch(tmp_path):
     """Worker 1 killed hard in the middle of epoch 3: the chief stops with one line saying to
     resume; both restarted with --resume on the run folder (shared: the same machine here)
@@ -180,6 +181,7 @@ def test_a_killed_worker_then_resume_loses_and_repeats_no_epoch(tmp_path):
 
 
 @pytest.mark.slow
+@TWO_PROCESSES
 def test_sync_bn_makes_a_split_step_equal_the_one_process_step():
     """One SGD step of MobileNet on 16 images split over two replicas (MirroredStrategy on two
     logical CPUs) against the same step in one process: with --sync-bn (BatchNorm statistics
