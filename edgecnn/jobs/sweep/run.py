@@ -292,8 +292,9 @@ def _convert_point(arguments: dict) -> str:
             warnings.simplefilter("ignore")
             run_convert(quiet=True, **arguments)
     finally:
-        # a worker process converts many points: without this its Keras graph keeps every
-        # model built so far, and each conversion is slower than the one before
+        # a process converts many points: without this its Keras graph keeps every model
+        # built so far (the 16-point sweep took 449 s with jobs 2 against 380 s with jobs 1;
+        # with it, 234 s against 357 s: benchmarks/sweep_jobs.py)
         _release_keras()
     return arguments["output"]
 
