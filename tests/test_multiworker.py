@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from test_train import _check_resumed, _env, _rows
+from test_train import _check_resumed, _checkpointed_rows, _env, _rows, _wait_for_rows
 
 pytest.importorskip("tensorflow")
 
@@ -85,15 +85,6 @@ def _finish(workers, timeout=DEADLINE):
     return [w.result() for w in workers]
 
 
-def _wait_for_epochs(worker, run, count, timeout=600):
-    start = time.time()
-    while len(_rows(run)) < count or not (run / "state.json").exists() or \
-            json.loads((run / "state.json").read_text())["epochs_done"] < count:
-        assert worker.proc.poll() is None, worker.err.read_text()[-3000:]
-        assert time.time() - start < timeout, "no epoch finished in time"
-        time.sleep(0.05)
-
-
 def _summary(stdout):
     return json.loads(stdout[stdout.index("{"):])
 
@@ -153,7 +144,7 @@ def test_a_killed_worker_then_resume_loses_and_repeats_no_epoch(tmp_path):
                                   "multiworker", "-o", str(run)], tmp_path)
     chief, worker = workers
     try:
-        _wait_for_epochs(chief, run, 2)
+        _wait_for_rows(chief.proc, run, 2, output=chief.err.read_text)
         time.sleep(0.4 * float(_rows(run)[-1]["seconds"]))
         worker.proc.send_signal(signal.SIGKILL)
         code, out, err = _finish([chief], timeout=300)[0]
@@ -162,7 +153,7 @@ def test_a_killed_worker_then_resume_loses_and_repeats_no_epoch(tmp_path):
             if w.proc.poll() is None:
                 w.proc.kill()
     done = json.loads((run / "state.json").read_text())["epochs_done"]
-    kept = _rows(run)
+    _, kept = _checkpointed_rows(run)
     assert 2 <= done < epochs and len(kept) == done
     # the chief notices the lost worker by itself (heartbeats) and says what to do
     assert code == 1, err[-3000:]

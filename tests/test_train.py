@@ -4,7 +4,6 @@ import csv
 import glob
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -119,8 +118,9 @@ def test_mirrored_on_two_cpus_trains_and_converts(tmp_path):
     """A short run under MirroredStrategy on two logical CPU devices, converted to an
     integer-only int8 .tflite whose card carries the run's validation accuracies (QAT under
     the strategy: test_mirrored_fine_tuning_from_a_pytorch_checkpoint_...)."""
-    args, method = TINY + ["--epochs", "1", "--int8"], "ptq_int8"
     from edgecnn.data.pipeline import make_splits
+
+    args = TINY + ["--epochs", "1", "--int8"]
 
     run = tmp_path / "run"
     proc = subprocess.run([sys.executable, "-c", MIRRORED, "train", *args, "--strategy",
@@ -131,7 +131,7 @@ def test_mirrored_on_two_cpus_trains_and_converts(tmp_path):
     assert summary["strategy"] == "MirroredStrategy" and summary["replicas"] == 2
     splits = make_splits(32, dataset="digits", limit=int(args[args.index("--limit") + 1]),
                          batch_size=16)
-    _check_run(run, summary, splits, method)
+    _check_run(run, summary, splits, "ptq_int8")
 
 
 @pytest.mark.slow
@@ -163,19 +163,25 @@ def test_mirrored_fine_tuning_from_a_pytorch_checkpoint_exports_the_same_network
     assert int(_rows(run)[-1]["step"]) == splits.train_count // 16  # QAT: a new optimizer
 
 
-def _wait_for_rows(proc, run, count, timeout=600):
+def _wait_for_rows(proc, run, count, timeout=600, output=None):
+    """Until ``count`` epochs are logged and in state.json; ``output()`` (default: the
+    process's stdout) is shown if the process ends first."""
     start = time.time()
     while len(_rows(run)) < count or not (run / "state.json").exists() or \
             json.loads((run / "state.json").read_text())["epochs_done"] < count:
-        assert proc.poll() is None, proc.stdout.read()[-3000:]
+        assert proc.poll() is None, (output or proc.stdout.read)()[-3000:]
         assert time.time() - start < timeout, "no epoch finished in time"
         time.sleep(0.05)
 
 
-def _latest_checkpoint_epoch(run):
-    """The epoch of the newest float checkpoint that landed (its number, as saved)."""
-    text = (run / "checkpoints" / "float" / "checkpoint").read_text()
-    return int(re.search(r'model_checkpoint_path: "ckpt-(\d+)"', text).group(1))
+def _checkpointed_rows(run):
+    """The log rows of the epochs whose checkpoint landed, read as a resume reads them
+    (a kill between an epoch's row and its checkpoint leaves a row that the resume drops:
+    that epoch is run again)."""
+    from edgecnn.train.checkpoints import checkpoint_epoch
+
+    landed = checkpoint_epoch(str(run / "checkpoints" / "float"))
+    return landed, [r for r in _rows(run) if int(r["epoch"]) <= landed]
 
 
 def _kill_mid_epoch(proc, run, after_epochs, sig):
@@ -245,10 +251,7 @@ def test_resume_after_ctrl_c_then_kill(tmp_path):
     out = _kill_mid_epoch(proc, run, done + 1, signal.SIGKILL)
     assert f"resuming: {done} of {epochs} epochs completed, continuing at epoch {done + 1}" \
         in out
-    # the rows of the epochs whose checkpoint landed (a SIGKILL between an epoch's row and
-    # its checkpoint leaves a row that the resume drops: that epoch is run again)
-    landed = _latest_checkpoint_epoch(run)
-    middle = [r for r in _rows(run) if int(r["epoch"]) <= landed]
+    landed, middle = _checkpointed_rows(run)
     assert landed >= done + 1 and middle[:len(before)] == before
 
     proc = _edgecnn("train", "--resume", str(run))
