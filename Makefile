@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-slow bench-accuracy install clean
+.PHONY: demo test test-slow test-arm64 bench-accuracy install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,15 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -m slow --timeout 1500 -rf $(PYTEST_ARGS)
+
+# The light install and edgecnn's int8 models on aarch64 (qemu-user emulation, a Debian root
+# cached in .cache/arm64-root): needs root and binfmt, checked first, before any install.
+# ARM64_ARGS: e.g. --images DIR --limit 100 --results benchmarks/results (tools/arm64/run.py)
+ARM64_ARGS ?=
+test-arm64:
+	@$(PYTHON) tools/arm64/run.py --check-host
+	$(MAKE) --no-print-directory $(STAMP)
+	$(BIN)/python tools/arm64/run.py $(ARM64_ARGS)
 
 # float vs every quantized form of EfficientNet-Lite0/1/2 on real ImageNet photos (about an
 # hour on 2 cores); DATA: an ImageNet-style folder (see benchmarks/README.md)

@@ -21,6 +21,20 @@ if "EDGECNN_CACHE" not in os.environ:
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+#: On the device run (``make test-arm64``: the light install on aarch64, no TensorFlow) the
+#: tests marked ``device`` read their models and data from this folder, made beforehand with
+#: TensorFlow by ``tests/device_fixtures.py``; elsewhere the fixtures build them.
+DEVICE_FIXTURES = os.environ.get("EDGECNN_DEVICE_FIXTURES")
+
+
+def device_fixture(name: str) -> str:
+    """The path of a made-beforehand fixture in ``EDGECNN_DEVICE_FIXTURES``."""
+    path = os.path.join(DEVICE_FIXTURES, name)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} is missing: make it with python "
+                                f"tests/device_fixtures.py {DEVICE_FIXTURES}")
+    return path
+
 # The larger EfficientNets (B1-B7, Lite1-4) share B0's and Lite0's code: the default run
 # tests one network per family, the slow run (-m slow) all of them.
 _SAME_CODE_AS_A_REP = re.compile(r"efficientnet_(b[1-7]|lite[1-4])$")
@@ -30,13 +44,19 @@ def family_representative(name: str) -> bool:
     return not _SAME_CODE_AS_A_REP.search(name)
 
 
-def _sample_photo():
+def sample_photo_path() -> str:
     """A real photograph that ships inside matplotlib (Grace Hopper, 512x600 RGB)."""
+    if DEVICE_FIXTURES:
+        return device_fixture("grace_hopper.jpg")
     import matplotlib
+
+    return os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg")
+
+
+def _sample_photo():
     from PIL import Image
 
-    path = os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg")
-    return Image.open(path).convert("RGB")
+    return Image.open(sample_photo_path()).convert("RGB")
 
 
 @pytest.fixture(scope="session")
@@ -61,10 +81,15 @@ def tiny_int8_tflite(tmp_path_factory):
     """The cheapest real edgecnn model: a MobileNet (alpha 0.25, 32 px, 10 classes) converted
     once per session by edgecnn.convert to int8 (uint8 io, model card embedded). Read it,
     never write it: tests share it."""
+    if DEVICE_FIXTURES:
+        return device_fixture("tiny_int8.tflite")
+    return make_tiny_int8(tmp_path_factory.mktemp("tiny_int8") / "tiny_int8.tflite")
+
+
+def make_tiny_int8(path) -> str:
     import edgecnn
     from edgecnn.data import synthetic_images
 
-    path = tmp_path_factory.mktemp("tiny_int8") / "tiny_int8.tflite"
     model = edgecnn.create_model("mobilenet", alpha=0.25, input_size=32, num_classes=10)
     edgecnn.convert(model, str(path), "int8", representative_data=synthetic_images(8, 32))
     return str(path)
@@ -118,15 +143,30 @@ def write_digit_folder(root, limit: int, classes: int = 3, size: int = 48):
     digits as PNG files, one sub-folder ``digit_K`` per class. Returns ``root``."""
     from PIL import Image
 
-    from edgecnn.data.digits import load_digits
-
-    data = load_digits(size, limit=limit)
-    for index, (image, label) in enumerate(zip(data.images, data.labels)):
+    images, labels = digits(size, limit)
+    for index, (image, label) in enumerate(zip(images, labels)):
         if label < classes:
             folder = root / f"digit_{label}"
             folder.mkdir(exist_ok=True)
             Image.fromarray(image).save(folder / f"{index}.png")
     return root
+
+
+#: the digit sizes and count the device tests read (tests/device_fixtures.py stores them)
+DEVICE_DIGITS = {"sizes": (32, 48, 64), "limit": 500}
+
+
+def digits(size: int, limit: int) -> tuple:
+    """The first ``limit`` built-in digits (scikit-learn's) at ``size`` px: images, labels."""
+    if DEVICE_FIXTURES:
+        with np.load(device_fixture(f"digits_{size}.npz")) as stored:
+            if limit > len(stored["labels"]):
+                raise ValueError(f"device fixtures hold {len(stored['labels'])} digits")
+            return stored["images"][:limit], stored["labels"][:limit]
+    from edgecnn.data.digits import load_digits
+
+    data = load_digits(size, limit=limit)
+    return data.images, data.labels
 
 
 @pytest.fixture(autouse=True)

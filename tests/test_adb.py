@@ -22,6 +22,8 @@ from edgecnn.runtime.adb import REMOTE_BINARY, benchmark_adb, parse_benchmark_ou
 
 from stand_in_adb import CURRENT, REAL, elf, fake_adb  # noqa: F401  (fake_adb: a fixture)
 
+pytestmark = pytest.mark.device  # needs only the light install (make test-arm64)
+
 CURRENT_SCI = "01_mobilenet_v1_riscv_qemu_op_profiling.txt"  # "Num threads", avg=2.95034e+06
 V24_TAIL = "03_yolov5s_android_cpu_plain_tail.txt"  # v2.4 "Peak memory footprint (MB)" line
 LEGACY = "05_tflite_readme_sample_mobilenet_quant_old_format.txt"  # "Average inference ..."

@@ -237,6 +237,7 @@ def _alias(name: str) -> str:
     return re.sub(r"[-_.]", ".", name)
 
 
+@pytest.mark.device
 def test_version_catalog_has_everything_the_build_files_use():
     catalog = _catalog()
     versions = catalog["versions"]
@@ -266,6 +267,7 @@ def test_version_catalog_has_everything_the_build_files_use():
     assert versions["agp"].startswith("8.")
 
 
+@pytest.mark.device
 def test_app_build_targets_min_sdk_24_and_keeps_tflite_uncompressed():
     text = (APP / "app" / "build.gradle.kts").read_text()
     assert re.search(r"\bminSdk = 24\b", text)
@@ -276,6 +278,7 @@ def test_app_build_targets_min_sdk_24_and_keeps_tflite_uncompressed():
     assert version and (int(version[1]), int(version[2])) >= (8, 9)  # AGP 8.7 needs 8.9
 
 
+@pytest.mark.device
 def test_manifest_and_resources_match_the_code():
     manifest = ET.parse(APP / "app" / "src" / "main" / "AndroidManifest.xml").getroot()
     permissions = {e.get(ANDROID_NS + "name") for e in manifest.iter("uses-permission")}
@@ -331,6 +334,7 @@ def _assets(app_dir):
     return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
 
 
+@pytest.mark.device
 def test_bundled_model_is_a_small_int8_model_that_loads(bundled_model):
     card = ModelCard.read(bundled_model).to_dict()
     assert card["precision"] == "int8" and card["io_dtype"] == "uint8" and card["all_int8"]
@@ -341,6 +345,7 @@ def test_bundled_model_is_a_small_int8_model_that_loads(bundled_model):
     assert len(labels) == card["output"]["shape"][-1]
 
 
+@pytest.mark.device
 def test_export_on_the_light_install_puts_a_loadable_model_in_assets(app, bundled_model,
                                                                      tmp_path):
     """No TensorFlow: the model, its card, labels.txt and the bundle record land in assets."""
@@ -366,6 +371,7 @@ def test_export_on_the_light_install_puts_a_loadable_model_in_assets(app, bundle
     assert (assets / LABELS_FILE).read_text().splitlines()[:2] == ["class 0", "class 1"]
 
 
+@pytest.mark.device
 def test_reexport_replaces_the_bundle_and_writes_the_card_labels(app, bundled_model,
                                                                  tmp_path):
     first = tmp_path / "first.tflite"
@@ -393,6 +399,7 @@ def _without_card(data: bytes) -> bytes:
     return bytes(builder.Output())
 
 
+@pytest.mark.device
 @pytest.mark.parametrize("case,fragments", [
     ("not_tflite_name", ["is not a .tflite file"]),
     ("missing", ["does not exist"]),
@@ -428,6 +435,7 @@ def test_bad_input_is_one_line_exit_2_and_assets_untouched(case, fragments, app,
     assert _assets(target) == []
 
 
+@pytest.mark.device
 def test_a_failed_export_leaves_the_previous_bundle_and_no_temporary_files(
         app, bundled_model, tmp_path, monkeypatch):
     from edgecnn.jobs import export_android as module
@@ -452,6 +460,7 @@ def test_a_failed_export_leaves_the_previous_bundle_and_no_temporary_files(
     assert {name: (app / ASSETS / name).read_bytes() for name in _assets(app)} == before
 
 
+@pytest.mark.device
 def test_export_library_refuses_a_model_the_app_cannot_feed(app, bundled_model, tmp_path):
     card = ModelCard.read(bundled_model).to_dict()
     model = tmp_path / "gray.tflite"

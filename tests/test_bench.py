@@ -20,6 +20,8 @@ from edgecnn.errors import EdgecnnError, MissingExtraError
 from edgecnn.runtime import bench as runner
 from edgecnn.runtime import benchmark, load_interpreter, read_card
 
+pytestmark = pytest.mark.device  # needs only the light install (make test-arm64)
+
 QUICK = dict(runs=20, warmup=2, min_seconds=0)
 
 

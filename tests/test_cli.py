@@ -24,6 +24,7 @@ def assert_one_line_error(result, *fragments):
         assert fragment in lines[0]
 
 
+@pytest.mark.device
 def test_version():
     result = run("--version")
     assert result.exit_code == 0 and __version__ in result.output
@@ -106,6 +107,7 @@ LIGHT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.device
 def test_light_install_lists_models_from_the_catalog():
     proc = subprocess.run([sys.executable, "-c", LIGHT, "list", "--json"], capture_output=True,
                           text=True, timeout=120)
@@ -113,6 +115,7 @@ def test_light_install_lists_models_from_the_catalog():
     assert "mobilenet_v3_small" in {r["name"] for r in json.loads(proc.stdout)}
 
 
+@pytest.mark.device
 @pytest.mark.parametrize("command", [["list", "--live"], ["info", "mobilenet"]])
 def test_light_install_says_which_extra_to_install(command):
     """On the device install (no TensorFlow) model commands name the extra, exit 2."""
@@ -124,6 +127,7 @@ def test_light_install_says_which_extra_to_install(command):
         'install the full profile with pip install "edgecnn[tf]"']
 
 
+@pytest.mark.device
 def test_console_script_runs():
     proc = subprocess.run([sys.executable, "-m", "edgecnn.cli", "--version"], capture_output=True,
                           text=True, timeout=60)

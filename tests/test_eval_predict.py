@@ -25,19 +25,35 @@ def run(*args):
 def trained(tmp_path_factory):
     """A MobileNet (alpha 0.25, 64 px) trained briefly on 240 built-in digits, saved as
     .keras and converted to int8 with labels; 200 other digits as a PNG folder (one
-    sub-folder per class) plus one corrupt file, which are also the card's validation set."""
-    from conftest import calibrate_batchnorm
+    sub-folder per class) plus one corrupt file, which are also the card's validation set.
+    On the device run (conftest.DEVICE_FIXTURES) made beforehand on another machine."""
+    from pathlib import Path
+
+    from conftest import DEVICE_FIXTURES, device_fixture
+
+    if DEVICE_FIXTURES:
+        root = Path(device_fixture("eval_predict"))
+    else:
+        root = tmp_path_factory.mktemp("eval_predict")
+        make_trained(root)
+    with open(root / "made.json") as f:
+        made = json.load(f)
+    return {"root": root, "folder": root / "data", "tflite": root / "m.tflite",
+            "keras": root / "float.keras", **made}
+
+
+def make_trained(root):
+    """The ``trained`` fixture's files into ``root`` (needs TensorFlow)."""
+    from conftest import calibrate_batchnorm, digits
     from PIL import Image
 
     from edgecnn import convert, create_model
     from edgecnn._keras import keras
-    from edgecnn.data.digits import load_digits
     from edgecnn.models.io import save_model
 
-    root = tmp_path_factory.mktemp("eval_predict")
-    data = load_digits(SIZE, limit=440)
-    train_x, train_y = data.images[:240], data.labels[:240]
-    held_x, held_y = data.images[240:], data.labels[240:]
+    images, labels = digits(SIZE, limit=440)
+    train_x, train_y = images[:240], labels[:240]
+    held_x, held_y = images[240:], labels[240:]
     folder = root / "data"
     for i, (image, label) in enumerate(zip(held_x, held_y)):
         (folder / NAMES[label]).mkdir(parents=True, exist_ok=True)
@@ -52,8 +68,8 @@ def trained(tmp_path_factory):
     save_model(model, root / "float.keras")  # with its build record (family, preprocessing)
     report = convert(model, root / "m.tflite", "int8", representative_data=train_x,
                      validation_data=held_x, validation_labels=held_y, labels=NAMES)
-    return {"root": root, "folder": folder, "tflite": root / "m.tflite",
-            "keras": root / "float.keras", "card": report.to_dict(), "samples": len(held_y)}
+    with open(root / "made.json", "w") as f:
+        json.dump({"card": report.to_dict(), "samples": len(held_y)}, f)
 
 
 def check_consistent(result, n_classes):
@@ -73,6 +89,7 @@ def check_consistent(result, n_classes):
     assert result["topk"] >= result["top1"] and result["topk_correct"] >= result["top1_correct"]
 
 
+@pytest.mark.device
 def test_tflite_metrics_consistent_and_match_the_card(trained):
     from edgecnn.runtime import evaluate_tflite
 
@@ -103,6 +120,7 @@ def test_keras_eval_agrees_with_tflite_as_the_card_says(trained):
     assert abs(agreement - card["agreement"]["top1_agreement"]) <= one + 1e-9
 
 
+@pytest.mark.device
 def test_eval_cli_tables_json_and_plot(trained, tmp_path):
     folder, model = trained["folder"], trained["tflite"]
     text = run("eval", model, "--data", folder)
@@ -121,6 +139,7 @@ def test_eval_cli_tables_json_and_plot(trained, tmp_path):
     assert os.listdir(tmp_path) == ["cm.png"]  # written atomically: no temporary left
 
 
+@pytest.mark.device
 def test_predict_uses_the_card_labels(trained):
     from edgecnn.runtime import evaluate_tflite
 
@@ -140,6 +159,7 @@ def test_predict_uses_the_card_labels(trained):
     assert text.exit_code == 0 and predictions[0]["top"][0]["label"] in text.stdout
 
 
+@pytest.mark.device
 def test_without_card_labels_indices_and_folder_order(trained, tmp_path):
     """A card without labels: predict shows output indices; eval numbers the folder's
     sorted sub-folders in order."""
@@ -169,6 +189,7 @@ def _bad_folder(root, case):
     return folder
 
 
+@pytest.mark.device
 @pytest.mark.parametrize("case, fragment", [
     ("unknown-class", "has classes the model does not know: cat"),
     ("all-corrupt", "no usable images"),
@@ -178,6 +199,7 @@ def test_bad_folder_one_line_error(trained, tmp_path, case, fragment):
                           fragment)
 
 
+@pytest.mark.device
 def test_bad_input_one_line_errors(trained, tmp_path):
     assert_one_line_error(run("eval", tmp_path / "none.tflite", "--data", trained["folder"]),
                           "does not exist")
@@ -220,6 +242,7 @@ def light(blocked, *args):
     return proc.stdout, "\n".join(stderr).strip(), json.loads(last)
 
 
+@pytest.mark.device
 def test_tflite_eval_and_predict_never_import_tensorflow(trained):
     out, err, status = light(NO_TF, "eval", trained["tflite"], "--data", trained["folder"],
                              "--json")
@@ -231,9 +254,20 @@ def test_tflite_eval_and_predict_never_import_tensorflow(trained):
     assert json.loads(out)[0]["top"][0]["label"] in NAMES
 
 
+@pytest.mark.device
 def test_without_pillow_one_line_error(trained):
     image = min((trained["folder"] / NAMES[0]).iterdir())
     _, err, status = light(NO_TF + ",PIL", "predict", trained["tflite"], image)
     assert status["code"] == 2 and status["loaded"] == []
     assert err.splitlines() == [("error: reading images needs pillow, which is not "
                                  "installed: pip install pillow")]
+
+
+@pytest.mark.device
+def test_keras_eval_on_the_light_install_names_the_file_and_the_extra(trained):
+    _, err, status = light(NO_TF, "eval", trained["keras"], "--data", trained["folder"])
+    assert status["code"] == 2 and status["loaded"] == []
+    assert err.splitlines() == [
+        f"error: evaluating {trained['keras']} (a Keras model; a .tflite needs no TensorFlow) "
+        f"needs TensorFlow (tensorflow is not installed): install the full profile with "
+        f'pip install "edgecnn[tf]"']

@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import DEVICE_FIXTURES, device_fixture
 from PIL import Image
 
 from edgecnn.data.folder import load_image
@@ -14,8 +15,13 @@ from edgecnn.data.imagenet import imagenet_classes, imagenet_wnids, wnid_index
 from edgecnn.data.labelled import label_space, load_images, read_synsets, scan, split, subset
 from edgecnn.errors import EdgecnnError
 
-skimage = pytest.importorskip("skimage")
-SKIMAGE_DATA = os.path.join(os.path.dirname(skimage.__file__), "data")
+pytestmark = pytest.mark.device  # needs only the light install (make test-arm64)
+
+if DEVICE_FIXTURES:  # the light install has no scikit-image: its photos, copied beforehand
+    SKIMAGE_DATA = device_fixture("skimage_data")
+else:
+    skimage = pytest.importorskip("skimage")
+    SKIMAGE_DATA = os.path.join(os.path.dirname(skimage.__file__), "data")
 # photo -> its ImageNet-1k class (index)
 PHOTOS = {"chelsea.png": 281, "coffee.png": 504, "motorcycle_left.png": 665,
           "rocket.jpg": 812, "astronaut.png": 834}

@@ -49,6 +49,7 @@ def test_a_plain_keras_save_needs_a_card_beside_it(tmp_path):
     assert getattr(load_model(str(path)), "edgecnn", None) is None
 
 
+@pytest.mark.device
 def test_card_round_trips_unknown_keys_and_feeds_pixels():
     from edgecnn.runtime.card import ModelCard
 

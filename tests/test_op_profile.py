@@ -9,6 +9,8 @@ import pytest
 
 from edgecnn.runtime.op_profile import parse_op_profiles, regular_profile
 
+pytestmark = pytest.mark.device  # needs only the light install (make test-arm64)
+
 DATA = os.path.join(os.path.dirname(__file__), "data", "benchmark_outputs")
 
 

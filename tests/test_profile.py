@@ -14,6 +14,8 @@ from edgecnn.cli import cli
 from edgecnn.runtime import tflite as rt
 from edgecnn.runtime.profile import profile, single_op_models
 
+pytestmark = pytest.mark.device  # needs only the light install (make test-arm64)
+
 REAL = os.path.join(os.path.dirname(__file__), "data", "benchmark_outputs")
 
 

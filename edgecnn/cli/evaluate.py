@@ -21,6 +21,21 @@ def _warn(message: str) -> None:
                                highlight=False, soft_wrap=True)
 
 
+def _need_tensorflow(what: str) -> None:
+    """On the light install: one line naming the file and the extra, before any work."""
+    import importlib.util
+
+    from ..errors import MissingExtraError
+
+    for module in ("tensorflow", "tf_keras"):
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ImportError:  # a finder that refuses it
+            found = False
+        if not found:
+            raise MissingExtraError(what, missing=module)
+
+
 def _model_kind(path: str) -> str:
     if path.endswith(KERAS_SUFFIXES):
         return "keras"
@@ -47,6 +62,8 @@ def eval_cmd(model, data_dir, labels, top_k, plot, threads, as_json):
     """Top-1, top-k, per-class accuracy and confusion matrix of MODEL.tflite (no TensorFlow
     needed) or MODEL.keras on an image folder. Unreadable images are skipped and counted."""
     kind = _model_kind(model)
+    if kind == "keras":
+        _need_tensorflow(f"evaluating {model} (a Keras model; a .tflite needs no TensorFlow)")
     if plot:
         from ..utils.files import check_output_path
         from ..errors import MissingExtraError
