@@ -91,7 +91,7 @@ def test_compare_counts_steps_differing_logits_and_top1(tmp_path):
     assert cross_arch.disagreements(result) == [
         "max mobilenet: top-1 agrees on 1 of 2 images"]
     table = cross_arch.markdown(result)
-    assert "| mobilenet | cortex-a53 (none of fp16/dotprod/sve/i8mm) | 2/2 | 2 | 12.5 % | 1/2 | 1 |" \
+    assert "| mobilenet | cortex-a53 (none of fp16/dotprod/sve/i8mm/sme) | 2/2 | 2 | 12.5 % | 1/2 | 1 |" \
         in table
     assert "| mobilenet | max (dotprod+i8mm) | 1/2 | 7 |" in table
 

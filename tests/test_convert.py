@@ -101,7 +101,8 @@ def test_folding_the_normalization_removes_an_op_and_changes_no_output(io, tmp_p
     assert abs(folded_logits - kept_logits).max() <= step + 1e-6  # at most one output step
     assert folded.agreement["top1_agreement"] == kept.agreement["top1_agreement"]
     assert folded.folds == {"input_normalization": True, "hard_swish_sixth": 0,
-                            "hard_swish_fused": 0, "add_as_depthwise": 0}
+                            "hard_swish_fused": 0, "add_as_depthwise": 0,
+                            "add_input_rescaled": 0}
 
 
 def test_folding_a_qat_model_keeps_its_outputs(tmp_path):

@@ -88,6 +88,40 @@ def test_an_add_as_depthwise_computes_the_same_sum(tmp_path):
     assert np.abs(before - after).max() <= 2 * step + 1e-6
 
 
+def _collapsed_branch_net(size=16):
+    """A residual ADD whose branch (1x1 conv of weights ~1e-4, then max-pool, as Xception's
+    with random weights) is ~1e-3 of its shortcut."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((size, size, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(inputs)
+    branch = keras.layers.Conv2D(
+        8, 1, kernel_initializer=keras.initializers.RandomNormal(stddev=1e-4))(x)
+    branch = keras.layers.MaxPooling2D(3, strides=2, padding="same")(branch)
+    shortcut = keras.layers.Conv2D(8, 1, strides=2)(x)
+    y = keras.layers.GlobalAveragePooling2D()(keras.layers.Add()([branch, shortcut]))
+    return keras.Model(inputs, keras.layers.Dense(4)(y))
+
+
+def test_a_collapsed_residual_branch_is_raised_to_the_bound(tmp_path):
+    """A residual ADD refused because one input's scale is far below the output's: that
+    input (and the max-pool and convolution it comes through) gets the bound's scale; the
+    model becomes one partition and its outputs stay within a step of the original's."""
+    pixels = synthetic_images(8, 16)
+    report, data = _quantized(_collapsed_branch_net(), tmp_path, pixels, folds=False,
+                              preprocessing=MINUS_ONE_TO_ONE, bias_correction=False)
+    assert report.xnnpack_partitions == 2 and len(scale_refusals(data)) == 1
+    rewritten, info = fit_xnnpack_scales(data)
+    assert info == {"add_as_depthwise": 0, "add_input_rescaled": 1}
+    assert scale_refusals(rewritten) == {}
+    assert rt.analyze(rewritten)["xnnpack_partitions"] == 1
+    # the same (reference) kernels on both: only the rewrite differs
+    before = rt.run_logits(rt.load_interpreter(data, xnnpack=False), pixels)
+    after = rt.run_logits(rt.load_interpreter(rewritten, xnnpack=False), pixels)
+    step = rt.load_interpreter(data).get_output_details()[0]["quantization"][0]
+    assert np.abs(before - after).max() <= step + 1e-6
+    assert np.ptp(before) > 10 * step  # outputs that vary: the comparison means something
+
+
 def test_random_weights_without_statistics_still_make_one_partition(tmp_path):
     """The reported case: MobileNetV3-Small with fresh BatchNorm statistics. Its ``x + 3``
     ADDs see activations of ~1e-6, which XNNPACK refuses (see the --strict test); edgecnn

@@ -37,7 +37,7 @@ TOLERANCE = 1e-4   # relative difference allowed between the channels' scale and
 
 
 from ..runtime.flatbuf import opcode_name, pack, schema as _schema, unpack
-from ..runtime.xnnpack import CONV_RATIO, scale_refusal, tensor_scale
+from ..runtime.xnnpack import ADD_RATIO, CONV_RATIO, scale_refusal, tensor_scale
 
 
 def _graph_maps(graph):
@@ -501,6 +501,48 @@ def _add_as_depthwise(model, graph, op, x: int, values: np.ndarray) -> bool:
     return True
 
 
+#: ops whose int8 output keeps the input's scale (and zero point)
+_SAME_SCALE = ("MAX_POOL_2D", "RESHAPE")
+#: ops that requantize: their output scale may be chosen freely
+_REQUANTIZING = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+
+
+def _raise_small_inputs(model, graph, producer, consumers, outputs, index) -> int:
+    """Raise to XNNPACK's bound the scale of each input of the residual ADD ``index``
+    whose scale is below ``2**-10`` of the output's (see ``fit_xnnpack_scales``); the
+    number of inputs raised."""
+    op = graph.operators[index]
+    out = tensor_scale(graph.tensors[op.outputs[0]])
+    if not out:
+        return 0
+    target = np.float32(out * ADD_RATIO[0] * 1.001)  # inside the bound after float32 rounding
+    raised = 0
+    for tensor in (int(t) for t in op.inputs):
+        scale = tensor_scale(graph.tensors[tensor])
+        if not scale or scale / out >= ADD_RATIO[0]:
+            continue
+        chain, reader, t = [], index, tensor
+        while True:
+            source = producer.get(t)
+            if t in outputs or consumers.get(t) != [reader] or source is None:
+                chain = None
+                break
+            chain.append(t)
+            name = opcode_name(model, graph.operators[source])
+            if name in _REQUANTIZING:
+                break
+            if name not in _SAME_SCALE:
+                chain = None
+                break
+            reader, t = source, int(graph.operators[source].inputs[0])
+        if not chain:
+            continue
+        for t in chain:
+            graph.tensors[t].quantization.scale = np.asarray([target], np.float32)
+        raised += 1
+    return raised
+
+
 def fit_xnnpack_scales(model_bytes: bytes, everywhere: bool = False) -> tuple[bytes, dict]:
     """Rewrite every int8 ADD that XNNPACK would refuse for its scales (see
     ``runtime.xnnpack``) into a form it runs.
@@ -511,19 +553,28 @@ def fit_xnnpack_scales(model_bytes: bytes, everywhere: bool = False) -> tuple[by
       tensor and fused ReLU6, and a convolution's requantization factor may go down to
       ``2**-32``. Random weights without BatchNorm statistics make such ADDs (activations
       of ~1e-6 next to 3); so can a trained layer that is nearly dead.
-    An ADD of two computed tensors is left as it is: the converter's quantizer gives a
-    residual ADD's inputs scales close to its output's (even for a branch ~1e-5 of the
-    other, measured on tf 2.21), and one that is still refused is named in the report.
+    * ``a + b`` of two computed tensors (a residual) with ``a``'s scale below ``2**-10`` of
+      the output's: the converter's quantizer usually gives both inputs scales close to the
+      output's, but a branch that random weights have collapsed (Xception at 128 px with
+      its initial BatchNorm statistics: a branch ~1e-3 of the shortcut) keeps its own.
+      Such an input spans less than 127 / 1024 of one output step, so its precision is
+      worth nothing in the sum: its scale is raised to the bound, on the tensor and back
+      through the ops that keep their input's scale (MAX_POOL_2D, RESHAPE) up to the
+      convolution that makes it, whose requantization then rounds to the coarser grid.
+      Every tensor changed must be read by that chain alone. Integer weights and biases
+      stay as they are (a bias's scale is the convolution's input x weight scale).
+    One still refused is named in the report.
 
     ``everywhere`` rewrites every ``x + constant`` ADD, refused or not (to measure and test
-    the rewrite). Returns the model and ``{"add_as_depthwise": n}``; the model is
-    unchanged when nothing was rewritten.
+    the rewrite). Returns the model and ``{"add_as_depthwise": n, "add_input_rescaled":
+    m}``; the model is unchanged when nothing was rewritten.
     """
     schema = _schema()
     model = unpack(model_bytes)
     graph = model.subgraphs[0]
-    producer, _ = _graph_maps(graph)
-    info = {"add_as_depthwise": 0}
+    producer, consumers = _graph_maps(graph)
+    outputs = {int(t) for t in graph.outputs}
+    info = {"add_as_depthwise": 0, "add_input_rescaled": 0}
     for index, op in enumerate(graph.operators):
         if opcode_name(model, op) != "ADD" or not (everywhere or
                                                      scale_refusal(model, graph, op)):
@@ -534,7 +585,10 @@ def fit_xnnpack_scales(model_bytes: bytes, everywhere: bool = False) -> tuple[by
             values = constants[1] if constants[0] is None else constants[0]
             if _add_as_depthwise(model, graph, op, x, values):
                 info["add_as_depthwise"] += 1
-    if not info["add_as_depthwise"]:
+        elif not any(c is not None for c in constants):
+            info["add_input_rescaled"] += _raise_small_inputs(
+                model, graph, producer, consumers, outputs, index)
+    if not any(info.values()):
         return model_bytes, info
     _drop_dead_ops(graph)   # a DEQUANTIZE that fed only a rewritten ADD's constant
     return pack(model, len(model_bytes)), info

@@ -56,7 +56,8 @@ PACKAGED_PHOTOS = [
 #: aarch64 hardware-capability bits (Linux arch/arm64/include/uapi/asm/hwcap.h)
 AT_HWCAP, AT_HWCAP2 = 16, 26
 HWCAP_BITS = {"fp16": (AT_HWCAP, 1 << 10), "dotprod": (AT_HWCAP, 1 << 20),
-              "sve": (AT_HWCAP, 1 << 22), "i8mm": (AT_HWCAP2, 1 << 13)}
+              "sve": (AT_HWCAP, 1 << 22), "i8mm": (AT_HWCAP2, 1 << 13),
+              "sme": (AT_HWCAP2, 1 << 23)}
 
 
 # --- prepare (x86, full install) -------------------------------------------------------------
