@@ -184,6 +184,17 @@ def _release_keras_after_slow_tests(request):
         gc.collect()
 
 
+def pytest_collection_modifyitems(config, items):
+    """The tests of an xdist group first: a group runs on one worker, one test after the
+    other (the multi-process training tests, about 9 minutes together), so starting it first
+    lets the other worker take everything else beside it instead of idling at the end
+    (``make test-slow``: 48 minutes with the group last, measured 2026-11-30)."""
+    grouped = [item for item in items if item.get_closest_marker("xdist_group")]
+    if grouped:
+        items[:] = grouped + [item for item in items
+                              if not item.get_closest_marker("xdist_group")]
+
+
 #: The networks whose graphs take several GB to build and convert: their slow tests run in one
 #: xdist group (``make test-slow`` uses ``--dist loadgroup``), one at a time, so that two of
 #: them never share the machine's memory (two at once took an xdist worker down).
