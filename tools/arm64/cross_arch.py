@@ -138,7 +138,20 @@ def cpu_features() -> dict:
         words = {AT_HWCAP: getauxval(AT_HWCAP), AT_HWCAP2: getauxval(AT_HWCAP2)}
         out["hwcap"], out["hwcap2"] = words[AT_HWCAP], words[AT_HWCAP2]
         out.update({name: bool(words[at] & bit) for name, (at, bit) in HWCAP_BITS.items()})
+        out["cpu_part"] = _cpuinfo_field("CPU part")  # the core XNNPACK's cpuinfo reads
     return out
+
+
+def _cpuinfo_field(name: str) -> str | None:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == name:
+                    return value.strip()
+    except OSError:
+        pass
+    return None
 
 
 def run(work: str, tag: str) -> dict:
@@ -219,7 +232,8 @@ def compare(work: str, reference: str = "x86_64") -> dict:
 
 def features_text(info: dict) -> str:
     names = [n for n in HWCAP_BITS if info.get(n)]
-    return "+".join(names) if names else "none of " + "/".join(HWCAP_BITS)
+    text = "+".join(names) if names else "none of " + "/".join(HWCAP_BITS)
+    return f"part {info['cpu_part']}, {text}" if info.get("cpu_part") else text
 
 
 def markdown(result: dict) -> str:
@@ -265,6 +279,7 @@ def main(argv=None) -> int:
     r = sub.add_parser("run")
     r.add_argument("work")
     r.add_argument("--tag", required=True)
+    sub.add_parser("features", help="the machine and CPU features this process sees (JSON)")
     c = sub.add_parser("compare")
     c.add_argument("work")
     c.add_argument("--markdown")
@@ -274,6 +289,8 @@ def main(argv=None) -> int:
         prepare(args.work, args.images, args.limit)
     elif args.command == "run":
         run(args.work, args.tag)
+    elif args.command == "features":
+        print(json.dumps(cpu_features()))
     else:
         result = compare(args.work)
         text = markdown(result)

@@ -9,10 +9,14 @@
    from PyPI, at this machine's versions of numpy and ai-edge-litert).
 3. The models and data the device tests read are made here with TensorFlow
    (``tests/device_fixtures.py``), and the tests marked ``device`` run there (bench, info,
-   predict, eval, profile, adb parsing, card reading, damaged models).
+   predict, eval, profile, adb parsing, card reading, damaged models) as a Cortex-A76.
+   Every emulated process runs in a mount namespace of its own with /proc, /sys and an
+   aarch64 /proc/cpuinfo for its CPU (``emulated``): without that file XNNPACK finds no ARM
+   core in the host's x86 cpuinfo and stays off, silently.
 4. Cross-architecture agreement (``tools/arm64/cross_arch.py``): one int8 model of every
    family at 128 px, on real photos, run on x86 here and on aarch64 under several emulated
-   CPUs (``QEMU_CPU``); top-1 must agree on every image.
+   CPUs (``QEMU_CPU``); top-1 must agree on every image, XNNPACK must take each model whole
+   there as it does here, and each CPU's features and core must reach the process.
 
     python tools/arm64/run.py [--cpus cortex-a53,cortex-a76,max] [--images DIR --limit N]
                               [--results DIR] [-k EXPR]
@@ -53,8 +57,9 @@ DEVICE_TESTS = ["tests/test_adb.py", "tests/test_op_profile.py", "tests/test_ben
                 "tests/test_model_io.py", "tests/test_cli.py", "tests/test_android_demo.py"]
 #: emulated CPUs: no dot product (Cortex-A53), dot product (Cortex-A76), and qemu's
 #: everything (dot product, i8mm, SVE): XNNPACK picks its int8 kernels by these features
-CPUS = {"cortex-a53": {"dotprod": False}, "cortex-a76": {"dotprod": True, "i8mm": False},
-        "max": {"dotprod": True, "i8mm": True}}
+CPUS = {"cortex-a53": {"dotprod": False, "cpu_part": "0xd03"},
+        "cortex-a76": {"dotprod": True, "i8mm": False, "cpu_part": "0xd0b"},
+        "max": {"dotprod": True, "i8mm": True, "cpu_part": "0x051"}}
 CLEAN_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root"}
 
 
@@ -117,7 +122,6 @@ def build_root(root: str) -> None:
         say(f"reusing the aarch64 root {root}")
         return
     tmp = root + ".tmp"
-    _unmount(tmp)
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(os.path.dirname(root), exist_ok=True)
     say(f"building the aarch64 root (debootstrap {SUITE}, a few minutes) into {root}")
@@ -188,16 +192,65 @@ def install(root: str) -> None:
     say(f"installed in {time.time() - start:.0f} s")
 
 
-def _mount_proc(root: str) -> None:
-    target = os.path.join(root, "proc")
-    if not os.path.ismount(target):
-        subprocess.run(["mount", "-t", "proc", "proc", target], check=True)
+#: what /proc/cpuinfo says of each emulated CPU: implementer, variant, part, revision (MIDR;
+#: Arm's technical reference manuals; qemu's "max" has implementer 0 and part 0x51, 'Q')
+MIDR = {"cortex-a53": (0x41, 0x0, 0xd03, 4), "cortex-a55": (0x41, 0x2, 0xd05, 0),
+        "cortex-a72": (0x41, 0x0, 0xd08, 3), "cortex-a76": (0x41, 0x4, 0xd0b, 1),
+        "neoverse-n1": (0x41, 0x3, 0xd0c, 1), "max": (0x00, 0x0, 0x051, 0)}
+#: the CPU the device tests run as (a Raspberry Pi 5's core)
+TEST_CPU = "cortex-a76"
+#: Linux arm64 hwcap names, bit by bit (arch/arm64/kernel/cpuinfo.c)
+HWCAP_NAMES = ("fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm "
+               "jscvt fcma lrcpc dcpop sha3 sm3 sm4 asimddp sha512 sve asimdfhm dit uscat "
+               "ilrcpc flagm ssbs sb paca pacg").split()
+HWCAP2_NAMES = ("dcpodp sve2 sveaes svepmull svebitperm svesha3 svesm4 flagm2 frint svei8mm "
+                "svef32mm svef64mm svebf16 i8mm bf16 dgh rng bti mte ecv afp rpres mte3 "
+                "sme").split()
 
 
-def _unmount(root: str) -> None:
-    target = os.path.join(root, "proc")
-    if os.path.ismount(target):
-        subprocess.run(["umount", "-l", target])
+def emulated_cpuinfo(root: str, cpu: str) -> str:
+    """An aarch64 /proc/cpuinfo for ``cpu``, written under ROOT/work; its path inside the root.
+
+    qemu-user 7.2 shows the guest the host's (x86) /proc/cpuinfo; XNNPACK's cpuinfo library
+    then finds no ARM core and XNNPACK stays off: every op runs on LiteRT's built-in kernels
+    (0 delegate partitions, measured). Each emulated run gets this file over /proc/cpuinfo in
+    its own mount namespace: the MIDR of ``cpu`` and the features the process sees (read
+    with getauxval under QEMU_CPU), one block per host CPU (as /sys lists them)."""
+    if cpu not in MIDR:
+        raise SystemExit(f"error: no MIDR known for the emulated CPU {cpu}; known: "
+                         f"{', '.join(MIDR)}")
+    probe = chroot(root, [f"{VENV}/bin/python", "/src/tools/arm64/cross_arch.py", "features"],
+                   env={"QEMU_CPU": cpu}, capture_output=True, text=True)
+    if probe.returncode:
+        raise SystemExit(f"error: QEMU_CPU={cpu} does not run: "
+                         + " ".join(probe.stderr.strip().splitlines()[-1:]))
+    seen = json.loads(probe.stdout)
+    names = [n for i, n in enumerate(HWCAP_NAMES) if seen["hwcap"] >> i & 1] + \
+            [n for i, n in enumerate(HWCAP2_NAMES) if seen["hwcap2"] >> i & 1]
+    implementer, variant, part, revision = MIDR[cpu]
+    block = (f"BogoMIPS\t: 50.00\nFeatures\t: {' '.join(names)}\n"
+             f"CPU implementer\t: 0x{implementer:02x}\nCPU architecture: 8\n"
+             f"CPU variant\t: 0x{variant:x}\nCPU part\t: 0x{part:03x}\n"
+             f"CPU revision\t: {revision}\n")
+    text = "\n".join(f"processor\t: {i}\n{block}" for i in range(os.cpu_count() or 1))
+    os.makedirs(os.path.join(root, "work"), exist_ok=True)
+    with open(os.path.join(root, "work", f"cpuinfo-{cpu}"), "w") as f:
+        f.write(text + "\n")
+    return f"/work/cpuinfo-{cpu}"
+
+
+def emulated(root: str, argv: list, cpu: str, env: dict | None = None, **kwargs):
+    """Run ``argv`` in the root as ``cpu``: in a mount namespace of its own, with /proc, the
+    host's /sys and the emulated CPU's /proc/cpuinfo mounted (all gone when it exits)."""
+    cpuinfo = emulated_cpuinfo(root, cpu)
+    q = shlex.quote
+    script = " && ".join([
+        f"mount -t proc proc {q(root)}/proc", f"mount --bind /sys {q(root)}/sys",
+        f"mount --bind {q(root + cpuinfo)} {q(root)}/proc/cpuinfo",
+        f"exec chroot {q(root)} {shlex.join(argv)}"])
+    return subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                             script], env={**CLEAN_ENV, "QEMU_CPU": cpu, **(env or {})},
+                            **kwargs)
 
 
 def tree_key(images: str | None, limit: int) -> str:
@@ -248,13 +301,15 @@ def device_tests(root: str, select: str | None) -> int:
     fixtures = os.path.join(root, "fixtures")
     say("making the device tests' models and data on x86 (tests/device_fixtures.py)")
     host(["tests/device_fixtures.py", fixtures])
-    say(f"running the device tests on aarch64 ({len(DEVICE_TESTS)} files, -m device)")
+    say(f"running the device tests on aarch64 as {TEST_CPU} ({len(DEVICE_TESTS)} files, "
+        f"-m device)")
     start = time.time()
-    proc = chroot(root, ["/bin/sh", "-c", "cd /src && exec " + shlex.join([
+    proc = emulated(root, ["/bin/sh", "-c", "cd /src && exec " + shlex.join([
         f"{VENV}/bin/python", "-m", "pytest", "-n", "2", "-m", "device and not slow", "-p",
         "no:cacheprovider", "--timeout", "1800", "-q", *(["-k", select] if select else []),
-        *DEVICE_TESTS])], env={"EDGECNN_DEVICE_FIXTURES": "/fixtures",
-                               "TF_CPP_MIN_LOG_LEVEL": "2"})
+        *DEVICE_TESTS])], TEST_CPU, env={"EDGECNN_DEVICE_FIXTURES": "/fixtures",
+                                         "TF_CPP_MIN_LOG_LEVEL": "2"})
+    proc.wait()
     say(f"device tests: exit {proc.returncode} in {time.time() - start:.0f} s")
     return proc.returncode
 
@@ -262,10 +317,10 @@ def device_tests(root: str, select: str | None) -> int:
 def cross_check(root: str, work: str, cpus: list, results: str | None) -> int:
     say(f"running the models on x86 and on aarch64 as {', '.join(cpus)}")
     start = time.time()
-    procs = {cpu: subprocess.Popen(
-        ["chroot", root, f"{VENV}/bin/python", "/src/tools/arm64/cross_arch.py", "run",
-         "/work/cross_arch", "--tag", f"aarch64-{cpu}"], env={**CLEAN_ENV, "QEMU_CPU": cpu},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for cpu in cpus}
+    procs = {cpu: emulated(root, [f"{VENV}/bin/python", "/src/tools/arm64/cross_arch.py",
+                                  "run", "/work/cross_arch", "--tag", f"aarch64-{cpu}"], cpu,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for cpu in cpus}
     host(["tools/arm64/cross_arch.py", "run", work, "--tag", "x86_64"])
     for cpu, proc in procs.items():
         _, err = proc.communicate()
@@ -281,6 +336,15 @@ def cross_check(root: str, work: str, cpus: list, results: str | None) -> int:
             if seen.get(feature) != wanted:
                 problems.append(f"QEMU_CPU={cpu} did not reach the process: {feature} is "
                                 f"{seen.get(feature)}, expected {wanted}")
+    with open(os.path.join(work, "outputs", "x86_64.json")) as f:
+        x86 = json.load(f)["partitions"]
+    for cpu in cpus:
+        with open(os.path.join(work, "outputs", f"aarch64-{cpu}.json")) as f:
+            arm = json.load(f)["partitions"]
+        for family, count in arm.items():
+            if count != x86[family]:  # 0: XNNPACK off, the built-in kernels ran instead
+                problems.append(f"{family} as {cpu}: {count} XNNPACK partition(s) on aarch64, "
+                                f"{x86[family]} on x86")
     args = ["tools/arm64/cross_arch.py", "compare", work]
     if results:
         args += ["--markdown", os.path.join(results, "cross_arch.md"),
@@ -319,12 +383,8 @@ def main(argv=None) -> int:
     copy_tree(root)
     install(root)
     work = prepare(root, args.images, args.limit)
-    _mount_proc(root)
-    try:
-        failed = 0 if args.skip_tests else device_tests(root, args.select)
-        checked = cross_check(root, work, [c for c in args.cpus.split(",") if c], args.results)
-    finally:
-        _unmount(root)
+    failed = 0 if args.skip_tests else device_tests(root, args.select)
+    checked = cross_check(root, work, [c for c in args.cpus.split(",") if c], args.results)
     say(f"{'passed' if not (failed or checked) else 'FAILED'} in {time.time() - start:.0f} s")
     return 1 if failed or checked else 0
 
