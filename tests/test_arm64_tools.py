@@ -101,3 +101,27 @@ def test_cpu_features_name_the_machine():
     assert features["machine"] == os.uname().machine
     if features["machine"] == "x86_64":
         assert "dotprod" not in features  # aarch64 capability bits only on aarch64
+
+
+def test_the_emulated_cpuinfo_names_the_core_and_the_features_the_process_sees(
+        monkeypatch, tmp_path):
+    """XNNPACK's cpuinfo reads the core from /proc/cpuinfo (qemu-user shows the host's x86
+    one): each emulated CPU gets its MIDR and the features getauxval gave under QEMU_CPU."""
+    class Probe:
+        returncode, stderr = 0, ""
+        stdout = json.dumps({"hwcap": 1 | 2 | 1 << 20, "hwcap2": 1 << 13})
+
+    seen = []
+    monkeypatch.setattr(arm64, "chroot", lambda root, argv, env=None, **kw:
+                        seen.append(env) or Probe())
+    path = arm64.emulated_cpuinfo(str(tmp_path), "cortex-a76")
+    assert path == "/work/cpuinfo-cortex-a76" and seen == [{"QEMU_CPU": "cortex-a76"}]
+    text = (tmp_path / "work" / "cpuinfo-cortex-a76").read_text()
+    blocks = text.strip().split("\n\n")
+    assert len(blocks) == (os.cpu_count() or 1)
+    assert blocks[0].splitlines() == [
+        "processor\t: 0", "BogoMIPS\t: 50.00", "Features\t: fp asimd asimddp i8mm",
+        "CPU implementer\t: 0x41", "CPU architecture: 8", "CPU variant\t: 0x4",
+        "CPU part\t: 0xd0b", "CPU revision\t: 1"]
+    with pytest.raises(SystemExit, match="no MIDR known for the emulated CPU cortex-x9"):
+        arm64.emulated_cpuinfo(str(tmp_path), "cortex-x9")
