@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import io
 import json
 import os
 import platform
@@ -37,6 +38,8 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
+
+from edgecnn.utils.files import atomic_write_bytes, atomic_write_json  # noqa: E402
 
 RESOLUTION = 128
 #: one int8 model per family (MobileNetV3 Large and Small are built differently enough to
@@ -188,11 +191,10 @@ def run(work: str, tag: str) -> dict:
             "decoded_same": decoded_same}
     os.makedirs(os.path.join(work, "outputs"), exist_ok=True)
     target = os.path.join(work, "outputs", tag)
-    np.savez(target + ".tmp.npz", **outputs)
-    os.replace(target + ".tmp.npz", target + ".npz")
-    with open(target + ".json.tmp", "w") as f:
-        json.dump(info, f, indent=1)
-    os.replace(target + ".json.tmp", target + ".json")
+    buffer = io.BytesIO()
+    np.savez(buffer, **outputs)
+    atomic_write_bytes(target + ".npz", buffer.getvalue())
+    atomic_write_json(target + ".json", info)
     return info
 
 
@@ -263,9 +265,7 @@ def disagreements(result: dict) -> list[str]:
 
 def _write(path: str, text: str) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(path + ".tmp", path)
+    atomic_write_bytes(path, text.encode())
 
 
 def main(argv=None) -> int:
