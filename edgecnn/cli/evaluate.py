@@ -8,7 +8,7 @@ import os
 import click
 
 from ..errors import EdgecnnError
-from .options import json_option, labels_option
+from .options import foreign_from, foreign_options, json_option, labels_option
 
 KERAS_SUFFIXES = (".keras", ".h5")
 PER_CLASS_ROWS = 30  # more classes: the summary and the least accurate ones
@@ -19,6 +19,14 @@ def _warn(message: str) -> None:
 
     Console(stderr=True).print(f"[bold yellow]warning:[/bold yellow] {message}",
                                highlight=False, soft_wrap=True)
+
+
+def _note(message: str) -> None:
+    """What edgecnn assumed about a model without a card: on stderr, before the results."""
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[bold]note:[/bold] {message}", highlight=False,
+                               soft_wrap=True)
 
 
 def _need_tensorflow(what: str) -> None:
@@ -57,12 +65,20 @@ def _model_kind(path: str) -> str:
               help="Also write the confusion matrix as a PNG image (needs matplotlib).")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
               help="LiteRT threads (.tflite).")
+@foreign_options
 @json_option("Print the metrics as JSON.")
-def eval_cmd(model, data_dir, labels, top_k, plot, threads, as_json):
+def eval_cmd(model, data_dir, labels, top_k, plot, threads, preprocess, mean, std, resize,
+             crop, as_json):
     """Top-1, top-k, per-class accuracy and confusion matrix of MODEL.tflite (no TensorFlow
-    needed) or MODEL.keras on an image folder. Unreadable images are skipped and counted."""
+    needed) or MODEL.keras on an image folder. Unreadable images are skipped and counted.
+    A .tflite from elsewhere (no edgecnn card) is read with its TFLite metadata, --labels
+    FILE (its class names) and --preprocess/--resize; what was assumed is said."""
     kind = _model_kind(model)
+    foreign = foreign_from(None, preprocess, mean, std, resize, crop)
     if kind == "keras":
+        if foreign.given():
+            raise EdgecnnError("--preprocess/--mean/--std/--resize/--crop are for a .tflite "
+                               "without an edgecnn model card, not a Keras model")
         _need_tensorflow(f"evaluating {model} (a Keras model; a .tflite needs no TensorFlow)")
     if plot:
         from ..utils.files import check_output_path
@@ -87,11 +103,13 @@ def eval_cmd(model, data_dir, labels, top_k, plot, threads, as_json):
             from ..runtime.evaluate import evaluate_tflite
 
             result = evaluate_tflite(model, data_dir, top_k=top_k, threads=threads,
-                                     labels=labels, progress=progress)
+                                     labels=labels, foreign=foreign, progress=progress)
     if plot:
         from ..runtime.evaluate import plot_confusion
 
         result["plot"] = plot_confusion(result, plot)
+    if result.get("assumed") and not as_json:
+        _note(result["assumed"])
     if result["skipped"]:
         message = (f"skipped {len(result['skipped'])} unreadable image file(s) in {data_dir} "
                    f"(first: {result['skipped'][0]})")
@@ -169,19 +187,33 @@ def print_evaluation(result: dict, console=None) -> None:
 @click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True,
               help="How many classes to show per image.")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--labels", type=str, default=None, metavar="FILE",
+              help="Model without a card: its class names, one per line in output order "
+              "(1000 names for 1001 outputs: background is prepended) [default: the label "
+              "file in its TFLite metadata].")
+@foreign_options
 @json_option("Print the predictions as JSON.")
-def predict(model, images, top_k, threads, as_json):
+def predict(model, images, top_k, threads, labels, preprocess, mean, std, resize, crop,
+            as_json):
     """Top-k classes and scores of MODEL.tflite for each IMAGE, with the labels and
-    preprocessing of its model card (no TensorFlow needed)."""
+    preprocessing of its model card (no TensorFlow needed). A .tflite from elsewhere is
+    read with its TFLite metadata and the options below; what was assumed is said."""
     if model.endswith(KERAS_SUFFIXES):
         raise EdgecnnError(f"predict runs a .tflite; convert {model} first (edgecnn convert) "
                            f"or measure it with edgecnn eval")
     from ..runtime.predict import predict_images
 
-    results = predict_images(model, list(images), top_k=top_k, threads=threads)
+    assumed: list = []
+    foreign = foreign_from(labels, preprocess, mean, std, resize, crop)
+    results = predict_images(model, list(images), top_k=top_k, threads=threads,
+                             foreign=foreign, assumed=assumed)
     if as_json:
+        for r in results if assumed else ():
+            r["assumed"] = assumed[0]
         click.echo(json.dumps(results, indent=2))
         return
+    if assumed:
+        _note(assumed[0])
     from rich.console import Console
     from rich.table import Table
 

@@ -8,7 +8,7 @@ import os
 
 import click
 
-from .options import family_options, json_option, model_options
+from .options import family_options, foreign_from, foreign_options, json_option, model_options
 
 
 @click.command("list")
@@ -31,12 +31,23 @@ def list_cmd(as_json, live):
 @click.command()
 @click.argument("target")
 @model_options
+@click.option("--labels", type=str, default=None, metavar="FILE",
+              help="A .tflite without a card: its class names, one per line.")
+@foreign_options
 @json_option("Print JSON instead of tables.")
-def info(target, alpha, resolution, rho, num_classes, minimalistic, extra, as_json):
+def info(target, alpha, resolution, rho, num_classes, minimalistic, extra, labels, preprocess,
+         mean, std, resize, crop, as_json):
     """Describe a network NAME (params, MACs, input spec, preprocessing, stage table), or
-    print the model card of a converted FILE.tflite (works without TensorFlow)."""
+    print the model card of a converted FILE.tflite (works without TensorFlow); a .tflite
+    from elsewhere: its ops, partitions, tensors, TFLite metadata and how edgecnn reads it."""
+    foreign = foreign_from(labels, preprocess, mean, std, resize, crop)
     if _names_a_file(target):
-        return _info_tflite(target, as_json)
+        return _info_tflite(target, as_json, foreign)
+    if foreign.given():
+        from ..errors import EdgecnnError
+
+        raise EdgecnnError("--labels/--preprocess/--mean/--std/--resize/--crop describe a "
+                           ".tflite without an edgecnn model card, not a network name")
     from ..models.summary import describe_model
 
     report = describe_model(target, alpha=alpha, input_size=resolution, rho=rho,
@@ -61,13 +72,27 @@ def _names_a_file(target: str) -> bool:
     return target not in {row["name"] for row in load()}
 
 
-def _info_tflite(path, as_json):
-    from ..runtime import analyze, read_card
+def _info_tflite(path, as_json, foreign):
+    from ..runtime import read_card
 
     card = read_card(path)  # a folder or a damaged file: a one-line error
-    if card is None:  # a .tflite from elsewhere: analyze it
-        click.echo(json.dumps({"card": None, **analyze(path)}, indent=2))
+    if card is None:  # a .tflite from elsewhere: what the file says, and what is assumed
+        from ..runtime.foreign import describe_foreign
+
+        report = describe_foreign(path, foreign)
+        if as_json:
+            click.echo(json.dumps(report, indent=2))
+            return
+        from .render import print_foreign
+
+        print_foreign(report, path)
         return
+    if foreign.given():
+        from ..errors import EdgecnnError
+
+        raise EdgecnnError(f"{path} has an edgecnn model card, which gives its labels and "
+                           f"preprocessing; --labels/--preprocess/... are for models without "
+                           f"one")
     if as_json:
         click.echo(card.to_json())
         return

@@ -182,3 +182,36 @@ def adb_flags_without_adb(serials, benchmark_binary, taskset, use_gpu, use_nnapi
 def json_option(what: str = "Print the result as JSON."):
     """--json: machine-readable output instead of tables (``as_json``)."""
     return click.option("--json", "as_json", is_flag=True, help=what)
+
+
+# --- models from elsewhere (no edgecnn model card) ------------------------------------------
+
+def foreign_options(f):
+    """--preprocess/--mean/--std/--resize/--crop: how to feed a .tflite without an edgecnn
+    model card; read them with ``foreign_from``. (Its class names: --labels FILE.)"""
+    from ..runtime.foreign import FITS, PREPROCESS_CHOICES
+
+    f = click.option("--crop", type=click.FloatRange(0.0, 1.0, min_open=True), default=None,
+                     help="Model without a card: the share of the shorter side the center "
+                     "crop keeps [default: 1.0].")(f)
+    f = click.option("--resize", type=click.Choice(FITS), default=None,
+                     help="Model without a card: how a photo becomes the input square "
+                     "[default: shorter-center-crop].")(f)
+    f = click.option("--std", type=str, default=None, metavar="S[,S,S]",
+                     help="With --preprocess mean-std: per-channel std in pixel units.")(f)
+    f = click.option("--mean", type=str, default=None, metavar="M[,M,M]",
+                     help="With --preprocess mean-std: per-channel mean in pixel units "
+                     "(ImageNet's: 123.675,116.28,103.53).")(f)
+    return click.option(
+        "--preprocess", type=click.Choice(PREPROCESS_CHOICES), default=None,
+        help="Model without a card: how pixels (0-255) become its input values, then its "
+        "input quantization [default: the model's TFLite metadata; else integer inputs take "
+        "the pixels as they are, float inputs minus-one-to-one].")(f)
+
+
+def foreign_from(labels=None, preprocess=None, mean=None, std=None, resize=None, crop=None):
+    """The ``runtime.foreign.ForeignOptions`` of the options above."""
+    from ..runtime.foreign import ForeignOptions
+
+    return ForeignOptions(labels=labels, preprocess=preprocess, mean=mean, std=std,
+                          resize=resize, crop=crop)

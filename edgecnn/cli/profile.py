@@ -4,6 +4,7 @@ output (``runtime.op_profile``). Works on the light install: no TensorFlow."""
 from __future__ import annotations
 
 import json
+import re
 
 import click
 
@@ -41,10 +42,14 @@ def report_from_row(row: dict) -> dict:
 
 
 def _layer(name: str) -> str:
-    """The layer part of a converter's tensor name ("m/a_bn/FusedBatchNormV3;m/a/Conv2D1"
-    -> "a/Conv2D1"), at most 60 characters."""
+    """The layer part of a converter's fused tensor name: its convolution's or matmul's
+    piece ("m/a_bn/FusedBatchNormV3;m/a/Conv2D1" -> "a/Conv2D1"; TF1's
+    ".../Conv2d_0/Relu6;...;.../Conv2d_0/Conv2D_Fold;.../BatchNorm_Fold/bias" ->
+    ".../Conv2d_0/Conv2D_Fold"), else the last piece; at most 60 characters."""
     if ";" in name:
-        name = name.split(";")[-1].split("/", 1)[-1]
+        pieces = name.split(";")
+        main = [p for p in pieces if re.match(r"^(Conv2D|depthwise|MatMul)", p.split("/")[-1])]
+        name = (main or pieces)[-1].split("/", 1)[-1]
     return name if len(name) <= 60 else "..." + name[-57:]
 
 

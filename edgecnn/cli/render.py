@@ -3,6 +3,8 @@ description (``info NAME``; the data comes from ``edgecnn.models.summary.describ
 and a conversion report or model card (``convert``, ``info FILE.tflite``). No TensorFlow."""
 from __future__ import annotations
 
+import os
+
 
 def _number(value, spec: str, factor: float = 1.0) -> str:
     """``value`` (times ``factor``) formatted, or "?" when a card does not say."""
@@ -75,6 +77,56 @@ def print_conversion(card, path: str | None = None, console=None) -> None:
     console.print(table)
     for warning in card.warnings or []:
         console.print(f"[bold yellow]warning:[/bold yellow] {escape(warning)}")
+
+
+def print_foreign(report: dict, path: str, console=None) -> None:
+    """``edgecnn info`` of a .tflite without a card (``runtime.foreign.describe_foreign``):
+    what the file says and how edgecnn reads it (file text never read as markup)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = _console(console)
+    meta = report.get("tflite_metadata") or {}
+    title = f"{os.path.basename(path)}: no edgecnn model card" + \
+        (f" (TFLite metadata: {meta['name']})" if meta.get("name") else "")
+    table = Table(title=escape(title), show_header=False)
+    table.add_column("what")
+    table.add_column("value")
+    rows = [("file", path), ("size", f"{report['size_bytes'] / 1e6:.2f} MB")]
+    for t in report["tensors"]:
+        quant = (f" scale {t['scale']:g} zero point {t['zero_point']}"
+                 if t["scale"] is not None else "")
+        rows.append((t["role"], f"{t['dtype']} {t['shape']}{quant} ({t['name']})"))
+    rows.append(("ops", ", ".join(f"{k} {v}" for k, v in report["ops"].items())))
+    rows.append(("every compute op integer", "yes" if report["all_int8"] else
+                 f"no: float ops {report['float_ops']}"))
+    outside = report["ops_outside_xnnpack"]
+    rows.append(("XNNPACK partitions", f"{report['xnnpack_partitions']}"
+                 + (f" (outside: {', '.join(f'{k} {v}' for k, v in outside.items())})"
+                    if outside else " (whole graph)")))
+    if meta:
+        for key in ("description", "version", "author", "license"):
+            if meta.get(key):
+                rows.append((f"metadata {key}", meta[key]))
+        reading = meta.get("input") or {}
+        if reading.get("mean"):
+            rows.append(("metadata normalization", f"mean {reading['mean']} std "
+                                                   f"{reading['std']}"))
+        if meta.get("labels_file"):
+            rows.append(("metadata labels", meta["labels_file"]))
+    reading = report.get("reading") or {}
+    if "error" in reading:
+        rows.append(("how edgecnn reads it", f"cannot: {reading['error']}"))
+    else:
+        rows.append(("input from pixels", reading["input"]))
+        rows.append(("output", reading["output"]))
+        rows.append(("labels", f"{reading['labels']}: {', '.join(reading['first_labels'])}, ..."
+                     if reading["labels"] else "none (class indices; give --labels FILE)"))
+    for row in rows:
+        table.add_row(*(escape(str(cell)) for cell in row))
+    console.print(table)
+    if reading.get("assumed"):
+        console.print(f"[bold]note:[/bold] {escape(reading['assumed'])}")
 
 
 def print_catalog(rows: list[dict], console=None) -> None:

@@ -50,11 +50,13 @@ def check_reading(crop: float = 1.0, resize: str = "bilinear") -> tuple[float, s
 RESIZE_FILTERS = ("bilinear", "bicubic")
 
 
-def load_image(path: str, size: int, crop: float = 1.0, resize: str = "bilinear") -> np.ndarray:
+def load_image(path: str, size: int, crop: float = 1.0, resize: str = "bilinear",
+               fit: str = "shorter-center-crop") -> np.ndarray:
     """A photo as the ``size`` x ``size`` uint8 RGB input: the shorter side resized to
     ``floor(size / crop)`` with the ``resize`` filter, then the centered square cropped
     (crop 0.875 at 224: resize to 256, crop 224, as torchvision's and timm's evaluation;
-    crop 1.0: the whole shorter side, as edgecnn's training pipeline)."""
+    crop 1.0: the whole shorter side, as edgecnn's training pipeline). ``fit="stretch"``:
+    the whole photo resized to the square, as TFLite's Task Library feeds a classifier."""
     crop, resize = check_reading(crop, resize)
     Image = pil_image()
     scaled = max(size, int(math.floor(size / crop + 1e-6)))
@@ -62,6 +64,8 @@ def load_image(path: str, size: int, crop: float = 1.0, resize: str = "bilinear"
     try:
         with Image.open(path) as im:
             im = im.convert("RGB")
+            if fit == "stretch":
+                return np.asarray(im.resize((size, size), flt), dtype=np.uint8)
             w, h = im.size
             scale = scaled / min(w, h)
             im = im.resize((max(scaled, round(w * scale)), max(scaled, round(h * scale))), flt)

@@ -162,8 +162,7 @@ def label_space(data: Dataset, num_outputs: int, labels: str = "auto",
     wnid_classes = all(is_wnid(k) for k in data.classes)
     if data.synsets is not None and len(data.synsets) == num_outputs:
         return _from_list(data, data.synsets, num_outputs, os.path.join(data.root, SYNSETS))
-    if wnid_classes and num_outputs == 1000 and (
-            model_labels is None or list(model_labels) == imagenet_classes()):
+    if wnid_classes and _imagenet_outputs(num_outputs, model_labels):
         return _imagenet(data, num_outputs)
     if model_labels is not None:
         return _by_name(data, list(model_labels))
@@ -182,17 +181,42 @@ def label_space(data: Dataset, num_outputs: int, labels: str = "auto",
                       "sorted folder names")
 
 
+def _imagenet_outputs(num_outputs: int, model_labels: list | None) -> bool:
+    """Whether the outputs are ImageNet-1k's classes in the standard order: 1000 of them,
+    or 1001 with "background" first (the TF-slim models: Google's hosted MobileNets), named
+    as edgecnn names them or by their WordNet lemmas ("tench, Tinca tinca")."""
+    if num_outputs not in (1000, 1001):
+        return False
+    if model_labels is None:
+        return True
+    names = [str(x) for x in model_labels]
+    if num_outputs == 1001:
+        if names[0].strip().lower() != "background":
+            return False
+        names = names[1:]
+    if names == imagenet_classes():
+        return True
+    lemmas = [name.split(",")[0].strip().lower() for name in names]
+    same = sum(a == b.lower() for a, b in zip(lemmas, imagenet_classes()))
+    return same >= 0.9 * len(names)
+
+
 def _imagenet(data: Dataset, num_outputs: int) -> LabelSpace:
-    if num_outputs != 1000:
-        raise EdgecnnError(f"--labels imagenet maps onto ImageNet-1k's 1000 classes but the "
-                           f"model has {num_outputs} outputs; give --labels FILE or a model "
-                           f"with ImageNet weights")
-    where = wnid_index()
+    if num_outputs not in (1000, 1001):
+        raise EdgecnnError(f"--labels imagenet maps onto ImageNet-1k's 1000 classes (1001 "
+                           f"with background first) but the model has {num_outputs} outputs; "
+                           f"give --labels FILE or a model with ImageNet weights")
+    offset = num_outputs - 1000  # 1001 outputs: output 0 is "background"
+    where = {wnid: i + offset for wnid, i in wnid_index().items()}
     unknown = [k for k in data.classes if k not in where]
     if unknown:
         raise EdgecnnError(f"--labels imagenet: {data.root} has classes that are not "
                            f"ImageNet-1k WordNet ids ({', '.join(unknown[:3])}); name class "
                            f"folders or files by wnid, e.g. n01440764")
+    if offset:
+        return LabelSpace({k: where[k] for k in data.classes},
+                          ["background", *imagenet_classes()],
+                          "ImageNet-1k WordNet ids (output 0: background)")
     return LabelSpace({k: where[k] for k in data.classes}, imagenet_classes(),
                       "ImageNet-1k WordNet ids")
 

@@ -221,9 +221,9 @@ class ModelCard(_Record):
             raise EdgecnnError(f"{name}: the model card gives no preprocessing (mean and std, "
                                f"one or three each, std > 0); re-convert the model with "
                                f"edgecnn convert")
-        if self.input.dtype != "float32":
+        if self.input.dtype != "float32" and not (self.input.scale or 0) > 0:
             raise EdgecnnError(f"{name}: the model card says the integer input is normalized "
-                               f"outside the model, which edgecnn cannot feed; re-convert "
+                               f"outside the model but gives no input scale; re-convert "
                                f"with edgecnn convert")
 
     def pixels_to_input(self, pixels, name: str = "this .tflite") -> np.ndarray:
@@ -233,14 +233,32 @@ class ModelCard(_Record):
         float input takes the pixel values, a uint8 input the pixel itself, an int8 input
         the pixel minus 128; the input's scale and zero point then say what the network sees
         (scale 1, or the normalization itself when it was folded into the quantization). A
-        card that says the normalization is outside gives float ``(pixel - mean) / std``.
+        card that says the normalization is outside gives ``(pixel - mean) / std``, as
+        float or, for an integer input (a model from elsewhere), quantized with the input's
+        scale and zero point (TFLite Metadata's convention).
         """
         self.check_input(name)
         x = np.asarray(pixels, np.float32)
         if not self.preprocessing.inside_model:
             std = np.asarray(self.preprocessing.std, np.float32)
-            return x / std - np.asarray(self.preprocessing.mean, np.float32) / std
+            real = x / std - np.asarray(self.preprocessing.mean, np.float32) / std
+            if self.input.dtype == "float32":
+                return real
+            info = np.iinfo(np.dtype(self.input.dtype))
+            q = np.round(real / np.float32(self.input.scale)) + int(self.input.zero_point or 0)
+            return np.clip(q, info.min, info.max).astype(self.input.dtype)
         return quantize_pixels(x, self.input.dtype)
+
+    @property
+    def scores_are_probabilities(self) -> bool:
+        """Whether the output already holds probabilities (a model ending in SOFTMAX)."""
+        return str(self.output.meaning or "").startswith("probabilities")
+
+    @property
+    def fit(self) -> str:
+        """How a photo becomes the input square: "shorter-center-crop" (every edgecnn card)
+        or "stretch" (a model from elsewhere read with --resize stretch)."""
+        return str(self.preprocessing.extra.get("fit") or "shorter-center-crop")
 
     def describe_input(self) -> str:
         """One line on how pixels become the input (for reports)."""

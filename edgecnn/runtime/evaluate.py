@@ -17,6 +17,7 @@ from ..data.labelled import Dataset, label_space, scan
 from ..errors import EdgecnnError
 from . import tflite as rt
 from .card import ModelCard
+from .foreign import ForeignOptions, foreign_card
 
 CHUNK = 32  # images loaded and run at a time: memory stays flat on large folders
 DENSE_CONFUSION = 100  # classes up to which the confusion matrix is reported whole
@@ -84,13 +85,13 @@ def confusion_matrix(result: dict) -> np.ndarray:
 # --- running over a folder ------------------------------------------------------------------
 
 def read_folder_images(files: list[tuple[str, int]], size: int, crop: float = 1.0,
-                       resize: str = "bilinear"):
+                       resize: str = "bilinear", fit: str = "shorter-center-crop"):
     """Yield (images, labels, good_files, skipped_files) chunks; unreadable files are skipped."""
     for start in range(0, len(files), CHUNK):
         images, labels, good, skipped = [], [], [], []
         for path, label in files[start:start + CHUNK]:
             try:
-                images.append(load_image(path, size, crop, resize))
+                images.append(load_image(path, size, crop, resize, fit))
             except EdgecnnError:
                 skipped.append(path)
                 continue
@@ -102,6 +103,7 @@ def read_folder_images(files: list[tuple[str, int]], size: int, crop: float = 1.
 def evaluate_folder(run: Callable[[np.ndarray], np.ndarray], data, size: int,
                     class_names: list[str] | None, num_outputs: int, *, top_k: int = 5,
                     labels: str = "auto", crop: float = 1.0, resize: str = "bilinear",
+                    fit: str = "shorter-center-crop",
                     progress: Callable[[int, int], None] | None = None) -> dict:
     """Run ``run`` (uint8 pixels (n, size, size, 3) -> scores (n, K)) over the labelled
     images of ``data`` (a folder path or a scanned :class:`~edgecnn.data.labelled.Dataset`)
@@ -118,7 +120,7 @@ def evaluate_folder(run: Callable[[np.ndarray], np.ndarray], data, size: int,
     files = [(path, space.index[key]) for path, key in zip(dataset.files, dataset.keys)]
     all_scores, all_labels, good, skipped = [], [], [], []
     done = 0
-    for images, chunk_labels, ok, bad in read_folder_images(files, size, crop, resize):
+    for images, chunk_labels, ok, bad in read_folder_images(files, size, crop, resize, fit):
         if images:
             scores = np.asarray(run(np.stack(images)), np.float32)
             all_scores.append(scores.reshape(len(images), -1))
@@ -138,23 +140,34 @@ def evaluate_folder(run: Callable[[np.ndarray], np.ndarray], data, size: int,
                            f"{num_outputs}")
     metrics = classification_metrics(scores, np.array(all_labels), space.names, top_k)
     return {"data": os.path.abspath(dataset.root), "layout": dataset.layout,
-            "label_mapping": space.how, "reading": {"crop_fraction": crop, "resize": resize},
+            "label_mapping": space.how,
+            "reading": {"crop_fraction": crop, "resize": resize, "fit": fit},
             "files": good, "skipped": skipped, "scores": scores, **metrics}
 
 
 # --- the .tflite side ------------------------------------------------------------------------
 
 class TfliteModel:
-    """A .tflite with its card: input size, class names and a pixels -> logits function."""
+    """A .tflite with its card: input size, class names and a pixels -> logits function.
 
-    def __init__(self, path: str, threads: int = 1):
+    A model without an edgecnn card (from elsewhere) gets one built from its TFLite
+    Metadata, ``foreign`` (the user's --labels/--preprocess/--resize) and its graph
+    (``runtime.foreign``); ``assumed`` is then the line saying what was assumed."""
+
+    def __init__(self, path: str, threads: int = 1, foreign: ForeignOptions | None = None):
         self.path = path = os.fspath(path)
-        self.card = ModelCard.read(path)
+        data, model = rt._read_verified(path)
+        self.card = ModelCard.read(data, path)
+        self.assumed = None
+        if self.card is not None and foreign is not None and foreign.given():
+            raise EdgecnnError(f"{path} has an edgecnn model card, which gives its labels and "
+                               f"preprocessing; --preprocess/--mean/--std/--resize/--crop (and "
+                               f"predict's --labels) are for models without one")
+        self.interpreter = rt.load_interpreter(data, threads=threads, name=path)
         if self.card is None:
-            raise EdgecnnError(f"{path} has no edgecnn model card, so its preprocessing and "
-                               f"labels are unknown; use a model written by edgecnn convert")
+            self.card = foreign_card(path, data, model, self.interpreter, foreign)
+            self.assumed = self.card.extra["assumed"]
         self.card.check_input(path)
-        self.interpreter = rt.load_interpreter(path, threads=threads)
         self.spec = rt.input_spec(self.interpreter)
         shape = self.spec["shape"]
         if len(shape) != 4 or shape[-1] != 3 or shape[1] != shape[2]:
@@ -167,6 +180,7 @@ class TfliteModel:
                                f"takes {self.spec['dtype']}; re-convert the model")
         self.class_names = self.card.class_names(self.num_outputs, path)
         self.crop, self.resize = self.card.preprocessing.reading()
+        self.fit = self.card.fit
 
     def labels(self) -> list[str]:
         """The card's class names, else the output indices as text."""
@@ -178,20 +192,29 @@ class TfliteModel:
 
     def read(self, path: str) -> np.ndarray:
         """An image file as this model's input pixels (its card's crop and filter)."""
-        return load_image(path, self.size, self.crop, self.resize)
+        return load_image(path, self.size, self.crop, self.resize, self.fit)
 
 
 def evaluate_tflite(path: str, data, *, top_k: int = 5, threads: int = 1,
-                    labels: str = "auto",
+                    labels: str = "auto", foreign: ForeignOptions | None = None,
                     progress: Callable[[int, int], None] | None = None) -> dict:
     """Metrics of a .tflite on ``data`` (a folder or a scanned Dataset; see
-    ``evaluate_folder``), its photos read with the card's crop and filter."""
-    model = TfliteModel(path, threads=threads)
+    ``evaluate_folder``), its photos read with the card's crop and filter. A model without
+    a card: ``foreign`` (see ``TfliteModel``); a ``labels`` file is then its class list."""
+    if labels not in ("auto", "imagenet") and (foreign is None or foreign.labels is None):
+        probe = ModelCard.read(path)
+        if probe is None:  # a model from elsewhere: the file names its outputs
+            foreign = ForeignOptions(**{**vars(foreign or ForeignOptions()), "labels": labels})
+            labels = "auto"
+    model = TfliteModel(path, threads=threads, foreign=foreign)
     result = evaluate_folder(model.logits, data, model.size, model.class_names,
                              model.num_outputs, top_k=top_k, labels=labels, crop=model.crop,
-                             resize=model.resize, progress=progress)
-    return {"model": os.path.abspath(path), "format": "tflite",
-            "precision": model.card.precision, **result}
+                             resize=model.resize, fit=model.fit, progress=progress)
+    out = {"model": os.path.abspath(path), "format": "tflite",
+           "precision": model.card.precision or "no card", **result}
+    if model.assumed:
+        out["assumed"] = model.assumed
+    return out
 
 
 # --- the confusion matrix as a picture -------------------------------------------------------

@@ -13,11 +13,12 @@ from .tflite import softmax
 
 
 def predict_images(model_path: str, images: list[str], *, top_k: int = 5,
-                   threads: int = 1) -> list[dict]:
+                   threads: int = 1, foreign=None, assumed: list | None = None) -> list[dict]:
     """For each image file: its ``top_k`` classes as ``{"label", "index", "score"}`` (score:
     softmax probability), best first. Images are resized (shorter side) and center-cropped
     to the model's input with its card's crop fraction and filter, as ``edgecnn eval``
-    reads them."""
+    reads them. A model without a card: ``foreign`` (``runtime.foreign.ForeignOptions``);
+    the line saying what was assumed is appended to ``assumed`` when given."""
     if not images:
         raise EdgecnnError("no images given: edgecnn predict MODEL.tflite IMAGE [IMAGE ...]")
     if int(top_k) < 1:
@@ -26,13 +27,19 @@ def predict_images(model_path: str, images: list[str], *, top_k: int = 5,
     for path in images:
         if not os.path.isfile(path):
             raise EdgecnnError(f"image {path} does not exist")
-    model = TfliteModel(model_path, threads=threads)
+    model = TfliteModel(model_path, threads=threads, foreign=foreign)
+    if model.assumed and assumed is not None:
+        assumed.append(model.assumed)
     labels = model.labels()
     k = min(int(top_k), model.num_outputs)
     results = []
     for path in images:
         pixels = model.read(path)[None]
-        probabilities = softmax(model.logits(pixels))[0]
+        scores = model.logits(pixels)
+        if model.card.scores_are_probabilities:  # a model ending in SOFTMAX
+            probabilities = scores[0] / max(float(scores[0].sum()), 1e-12)
+        else:
+            probabilities = softmax(scores)[0]
         order = np.argsort(-probabilities, kind="stable")[:k]
         results.append({"image": path, "top": [
             {"label": labels[i], "index": int(i), "score": float(probabilities[i])}

@@ -101,7 +101,8 @@ class _Invalid(Exception):
 class _Reader:
     """Bounds-checked reads of a flatbuffer; tables and vectors parsed once per position."""
 
-    def __init__(self, data: bytes):
+    def __init__(self, data: bytes, schema: dict | None = None):
+        self.schema = SCHEMA if schema is None else schema
         self.data = memoryview(data)
         self.size = len(data)
         self.cache: dict = {}
@@ -165,7 +166,7 @@ class _Reader:
         slots = (vsize - 4) // 2
         offsets = struct.unpack_from(f"<{slots}H", self.data, vtable + 4)
         out = {}
-        fields = SCHEMA[name]
+        fields = self.schema[name]
         for index, (field, kind) in enumerate(fields):
             at = offsets[index] if index < slots else 0
             where = f"{what}.{field}"
