@@ -213,8 +213,10 @@ def print_import(report: dict, console=None) -> None:
     console = _console(console)
     rows = report["rows"]
     columns = list(rows[0]) if rows else []
+    found = report.get("alpha_source", "given") != "given"
     table = Table(title=escape(f"{report['checkpoint']} -> {report['model']} alpha "
-                               f"{report['alpha']:g}"))
+                               f"{report['alpha']:g}" + (" (found)" if found else "")
+                               + f", {report.get('num_classes', '?')} classes"))
     for column in columns:
         table.add_column(str(column))
     for row in rows:

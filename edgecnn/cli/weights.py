@@ -38,16 +38,18 @@ def list_cmd(model, as_json):
 @click.argument("checkpoint", metavar="FILE")
 @click.option("--model", "-m", "model", required=True, metavar="NAME",
               help="The edgecnn model the weights are for.")
-@click.option("--alpha", "-a", type=float, default=1.0, show_default=True,
-              help="Width multiplier.")
+@click.option("--alpha", "-a", type=float, default=None,
+              help="Width multiplier [default: 1.0; a .tflite: the width its weights fit].")
 @click.option("--option", "-O", "extra", multiple=True, metavar="KEY=VALUE",
               help="A family option, e.g. -O groups=8.")
 @click.option("--layout", default=None, help="The checkpoint's key layout (default: detected).")
 @click.option("--output", "-o", required=True, help="The keras weights file to write (.h5).")
 @json_option("Print the report as JSON.")
 def import_cmd(checkpoint, model, alpha, extra, layout, output, as_json):
-    """Map checkpoint FILE (PyTorch .pth/.pt/.pth.tar, .safetensors, a TF checkpoint or a
-    keras .h5) onto NAME and write it as a keras weights file (-o OUT.h5)."""
+    """Map checkpoint FILE (PyTorch .pth/.pt/.pth.tar, .safetensors, a TF checkpoint, a
+    keras .h5, or a classifier .tflite: its convolution and fully-connected weights in graph
+    order, dequantized, BatchNorm folded) onto NAME and write it as a keras weights file
+    (-o OUT.h5)."""
     from ..jobs.weights import import_weights
 
     report = import_weights(checkpoint, model, alpha=alpha,

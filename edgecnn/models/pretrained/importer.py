@@ -56,7 +56,7 @@ class ImportPlan:
     @property
     def preprocessing(self):
         """What the weights expect of the input; a keras file: its family's."""
-        if self.layout is KERAS:
+        if self.layout in (KERAS, TFLITE):
             from ..registry import get_model_spec
 
             return get_model_spec(self.model_name).preprocessing
@@ -69,6 +69,10 @@ class ImportPlan:
     @property
     def num_classes(self) -> int | None:
         """The checkpoint classifier's class count (its last linear module's outputs)."""
+        if self.layout is TFLITE:
+            from .tflite_weights import num_classes
+
+            return num_classes(self.checkpoint.ops)
         last = self.modules[-1] if self.modules else None
         return _outputs(last, self.layout) if last and last.kind == "linear" else None
 
@@ -78,6 +82,12 @@ class ImportPlan:
         class count differs from the checkpoint's is left as built (fine-tuning)."""
         if self.layout is KERAS:
             return _apply_keras(self.checkpoint, model)
+        if self.layout is TFLITE:
+            from .tflite_weights import apply_tflite
+
+            rows = apply_tflite(self.checkpoint.ops, model, self.checkpoint.path)
+            self._record(model)
+            return rows
         ours = _weighted_layers(model, self.layout)
         modules = list(self.modules)
         skipped = _drop_classifier(modules, ours, model, self.layout)
@@ -104,11 +114,14 @@ class ImportPlan:
         rows += [{"upstream": m.name, "keys": sorted(m.params), "layer": None, "shapes": [],
                   "conversion": "not loaded: the model has its own classifier"}
                  for m in skipped]
+        self._record(model)
+        return rows
+
+    def _record(self, model) -> None:
         config = getattr(model, "edgecnn", None)
         if config is not None:
             model.edgecnn = replace(config, weights=self.source,
                                     preprocessing=self.preprocessing)
-        return rows
 
 
 def plan_import(source, model_name: str, layout: str | None = None) -> ImportPlan:
@@ -117,6 +130,8 @@ def plan_import(source, model_name: str, layout: str | None = None) -> ImportPla
     checkpoint = source if isinstance(source, Checkpoint) else read_checkpoint(str(source))
     if checkpoint.format == "keras-h5":
         return ImportPlan(checkpoint, KERAS, model_name, [])
+    if checkpoint.format == "tflite":
+        return ImportPlan(checkpoint, TFLITE, model_name, [])
     chosen = _choose_layout(checkpoint, layout)
     if not chosen.fits(model_name):
         raise EdgecnnError(
@@ -128,6 +143,8 @@ def plan_import(source, model_name: str, layout: str | None = None) -> ImportPla
 
 #: keras weights files (.h5): layers matched by name (:func:`edgecnn.models.weights.assign_weights`).
 KERAS = Layout("keras", "keras (Model.save_weights, keras.applications)", ("*",), (), (), 1e-3)
+#: a classifier .tflite: weighted ops in graph order, BatchNorm folded (:mod:`.tflite_weights`).
+TFLITE = Layout("tflite", "a .tflite's folded weights", ("*",), (), (), 1e-3)
 
 
 def _apply_keras(checkpoint: Checkpoint, model) -> list[dict]:

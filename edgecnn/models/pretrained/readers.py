@@ -31,7 +31,8 @@ import numpy as np
 from edgecnn.errors import EdgecnnError, MissingExtraError
 from edgecnn.models.pretrained import torch_pickle
 
-ACCEPTED = ".pth/.pt/.pth.tar (PyTorch), .safetensors, a TF checkpoint, or a keras .h5"
+ACCEPTED = (".pth/.pt/.pth.tar (PyTorch), .safetensors, a TF checkpoint, a keras .h5, or a "
+            "classifier .tflite")
 #: where training scripts keep the weights inside a checkpoint dict, in order of preference
 NESTING_KEYS = ("state_dict", "model", "state_dict_ema", "model_ema", "net")
 #: the key a checkpoint holding one bare tensor (``torch.save(tensor)``) gets
@@ -57,8 +58,11 @@ class Checkpoint:
 
     path: str
     format: str  # "torch-zip" | "torch-legacy" | "safetensors" | "tf-checkpoint" | "keras-h5"
+    #            # | "tflite"
     tensors: dict[str, np.ndarray] = field(default_factory=dict)
     nested_in: str | None = None  # the key the weights were found under, if any
+    ops: list | None = None  # a .tflite: its weighted ops (tflite_weights.read_tflite_ops)
+    input_shape: list | None = None  # a .tflite: its input's shape
 
 
 def read_checkpoint(path: str) -> Checkpoint:
@@ -68,6 +72,11 @@ def read_checkpoint(path: str) -> Checkpoint:
     foreign file, and for a PyTorch pickle that would call anything but tensor builders.
     """
     path = os.fspath(path)
+    from .tflite_weights import is_tflite, read_tflite_ops
+
+    if os.path.isfile(path) and is_tflite(path):
+        ops, shape = read_tflite_ops(path)
+        return Checkpoint(path, "tflite", ops=ops, input_shape=shape)
     tf_prefix = _tf_prefix(path)
     if tf_prefix is not None:
         return Checkpoint(path, "tf-checkpoint", _read_tf(path, tf_prefix))
