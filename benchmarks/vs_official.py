@@ -163,7 +163,8 @@ def markdown(results: dict) -> str:
                   "| variant | top-1 % | top-5 % | agrees with official % | XNNPACK partitions "
                   "| ms (1 thread) | vs official |",
                   "|---|---:|---:|---:|---:|---:|---:|"]
-        for key, row in entry["variants"].items():
+        for key in [k for k in LABELS if k in entry["variants"]]:
+            row = entry["variants"][key]
             lat = row.get("latency")
             lines.append(
                 f"| {LABELS.get(key, key)} | {row.get('top1', '-')} | {row.get('top5', '-')} | "
