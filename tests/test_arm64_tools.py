@@ -125,3 +125,22 @@ def test_the_emulated_cpuinfo_names_the_core_and_the_features_the_process_sees(
         "CPU part\t: 0xd0b", "CPU revision\t: 1"]
     with pytest.raises(SystemExit, match="no MIDR known for the emulated CPU cortex-x9"):
         arm64.emulated_cpuinfo(str(tmp_path), "cortex-x9")
+
+
+def test_qemu_option_runs_the_cpu_checks_with_that_binary(tmp_path, monkeypatch):
+    """--qemu PATH: the binary is copied into the root and named before every emulated
+    command of the CPU checks, whose runs are tagged with it; a missing one is one line."""
+    monkeypatch.setitem(arm64.QEMU, "path", None)
+    argv = ["/venv/bin/python", "x.py"]
+    assert arm64.under_qemu(argv, "max") == argv and arm64.cpu_tag("max") == "aarch64-max"
+    with pytest.raises(SystemExit, match="no such file"):
+        arm64.use_qemu(str(tmp_path), str(tmp_path / "missing"))
+    fake = tmp_path / "qemu-aarch64-10"
+    fake.write_text("#!/bin/sh\necho 'qemu-aarch64 version 10.0.13'\n")
+    fake.chmod(0o755)
+    root = tmp_path / "root"
+    root.mkdir()
+    assert arm64.use_qemu(str(root), str(fake)) == "qemu-aarch64 version 10.0.13"
+    assert (root / "qemu-aarch64").exists()
+    assert arm64.under_qemu(argv, "max") == ["/qemu-aarch64", "-cpu", "max", *argv]
+    assert arm64.cpu_tag("max") == "aarch64-max-qemu-qemu-aarch64-10"

@@ -60,7 +60,8 @@ DEVICE_TESTS = ["tests/test_adb.py", "tests/test_op_profile.py", "tests/test_ben
 #: everything but SME (dot product, i8mm, SVE): XNNPACK picks its int8 kernels by these
 #: features. With SME on ("max") every model's logits are wrong on qemu 7.2 (0-9 of 12
 #: top-1 agree, 100-220 steps off; identical to the others with sme=off, measured
-#: 2026-11-30): a qemu SME emulation bug or LiteRT's SME kernels, not yet told apart.
+#: 2026-11-30); under qemu 10.0 (--qemu) "max" with SME is bit-identical to x86 on 100
+#: photos (2026-12-07): qemu 7.2's SME emulation was at fault, not LiteRT's kernels.
 CPUS = {"cortex-a53": {"dotprod": False, "cpu_part": "0xd03"},
         "cortex-a76": {"dotprod": True, "i8mm": False, "cpu_part": "0xd0b"},
         "max,sme=off": {"dotprod": True, "i8mm": True, "sme": False, "cpu_part": "0x051"}}
@@ -115,9 +116,37 @@ def _handler_enabled() -> bool:
         return False
 
 
+#: ``--qemu PATH``: a static qemu-aarch64 that runs the emulated processes of the CPU checks
+#: (copied into the root as /qemu-aarch64), instead of the binfmt handler's (Debian 12: 7.2)
+QEMU_IN_ROOT = "/qemu-aarch64"
+QEMU = {"path": None}
+
+
 def chroot(root: str, argv: list, env: dict | None = None, **kwargs):
     return subprocess.run(["chroot", root, *argv], env={**CLEAN_ENV, **(env or {})},
                           **kwargs)
+
+
+def under_qemu(argv: list, cpu: str) -> list:
+    """``argv`` run by the ``--qemu`` binary as ``cpu``, or as it is (binfmt)."""
+    return [QEMU_IN_ROOT, "-cpu", cpu, *argv] if QEMU["path"] else list(argv)
+
+
+def use_qemu(root: str, path: str) -> str:
+    """Copy ``path`` (a static qemu-aarch64) into the root; its version line."""
+    if not os.path.isfile(path):
+        raise SystemExit(f"error: --qemu {path}: no such file; give a static qemu-aarch64 "
+                         f"(e.g. from Debian 13's qemu-user package)")
+    shutil.copy2(path, os.path.join(root, QEMU_IN_ROOT.lstrip("/")))
+    QEMU["path"] = path
+    version = subprocess.run([path, "--version"], capture_output=True, text=True)
+    return (version.stdout.splitlines() or ["?"])[0]
+
+
+def cpu_tag(cpu: str) -> str:
+    """The run's tag: the CPU, and the qemu when ``--qemu`` chose one."""
+    return f"aarch64-{cpu}" + ("-qemu-" + os.path.basename(QEMU["path"]) if QEMU["path"]
+                               else "")
 
 
 def build_root(root: str) -> None:
@@ -223,7 +252,8 @@ def emulated_cpuinfo(root: str, cpu: str) -> str:
     if cpu.split(",")[0] not in MIDR:  # a model, then qemu properties (max,sme=off)
         raise SystemExit(f"error: no MIDR known for the emulated CPU {cpu}; known: "
                          f"{', '.join(MIDR)}")
-    probe = chroot(root, [f"{VENV}/bin/python", "/src/tools/arm64/cross_arch.py", "features"],
+    probe = chroot(root, under_qemu([f"{VENV}/bin/python", "/src/tools/arm64/cross_arch.py",
+                                     "features"], cpu),
                    env={"QEMU_CPU": cpu}, capture_output=True, text=True)
     if probe.returncode:
         raise SystemExit(f"error: QEMU_CPU={cpu} does not run: "
@@ -321,9 +351,10 @@ def device_tests(root: str, select: str | None) -> int:
 def cross_check(root: str, work: str, cpus: list, results: str | None) -> int:
     say(f"running the models on x86 and on aarch64 as {', '.join(cpus)}")
     start = time.time()
-    procs = {cpu: emulated(root, [f"{VENV}/bin/python", "/src/tools/arm64/cross_arch.py",
-                                  "run", "/work/cross_arch", "--tag", f"aarch64-{cpu}"], cpu,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    procs = {cpu: emulated(root, under_qemu([f"{VENV}/bin/python",
+                                             "/src/tools/arm64/cross_arch.py", "run",
+                                             "/work/cross_arch", "--tag", cpu_tag(cpu)], cpu),
+                           cpu, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
              for cpu in cpus}
     host(["tools/arm64/cross_arch.py", "run", work, "--tag", "x86_64"])
     for cpu, proc in procs.items():
@@ -334,7 +365,7 @@ def cross_check(root: str, work: str, cpus: list, results: str | None) -> int:
     say(f"ran in {time.time() - start:.0f} s")
     problems = []
     for cpu in cpus:
-        with open(os.path.join(work, "outputs", f"aarch64-{cpu}.json")) as f:
+        with open(os.path.join(work, "outputs", f"{cpu_tag(cpu)}.json")) as f:
             seen = json.load(f)
         for feature, wanted in CPUS.get(cpu, {}).items():
             if seen.get(feature) != wanted:
@@ -343,7 +374,7 @@ def cross_check(root: str, work: str, cpus: list, results: str | None) -> int:
     with open(os.path.join(work, "outputs", "x86_64.json")) as f:
         x86 = json.load(f)["partitions"]
     for cpu in cpus:
-        with open(os.path.join(work, "outputs", f"aarch64-{cpu}.json")) as f:
+        with open(os.path.join(work, "outputs", f"{cpu_tag(cpu)}.json")) as f:
             arm = json.load(f)["partitions"]
         for family, count in arm.items():
             if count != x86[family]:  # 0: XNNPACK off, the built-in kernels ran instead
@@ -371,6 +402,10 @@ def main(argv=None) -> int:
     parser.add_argument("--results", help="also write cross_arch.{md,json} here")
     parser.add_argument("-k", dest="select", help="only the device tests matching (pytest -k)")
     parser.add_argument("--skip-tests", action="store_true", help="only the cross check")
+    parser.add_argument("--qemu", metavar="PATH",
+                        help="a static qemu-aarch64 to run the CPU checks with (e.g. 10.0 "
+                        "from Debian 13's qemu-user, whose SME emulation is right: --cpus "
+                        "max) instead of the binfmt handler's")
     parser.add_argument("--check-host", action="store_true",
                         help="only check (and set up) root, qemu-user and binfmt")
     args = parser.parse_args(argv)
@@ -387,6 +422,8 @@ def main(argv=None) -> int:
     _network(root)
     copy_tree(root)
     install(root)
+    if args.qemu:
+        say(f"the CPU checks run under {use_qemu(root, os.path.abspath(args.qemu))}")
     work = prepare(root, args.images, args.limit)
     failed = 0 if args.skip_tests else device_tests(root, args.select)
     checked = cross_check(root, work, [c for c in args.cpus.split(";") if c], args.results)
