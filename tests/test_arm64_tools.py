@@ -85,7 +85,7 @@ def test_compare_counts_steps_differing_logits_and_top1(tmp_path):
     result = cross_arch.compare(work)
     rows = {r["run"]["tag"]: r["rows"][0] for r in result["runs"]}
     assert rows["aarch64-cortex-a53"] == {
-        "family": "mobilenet", "images": 2, "top1_agree": 2, "max_steps": 2,
+        "family": "mobilenet", "images": 2, "top1_agree": 2, "x86_ties": 0, "max_steps": 2,
         "differing_share": 1 / 8, "images_identical": 1, "decoded_same": True, "partitions": 1}
     assert rows["aarch64-max"]["top1_agree"] == 1 and rows["aarch64-max"]["max_steps"] == 7
     assert cross_arch.disagreements(result) == [
@@ -144,3 +144,13 @@ def test_qemu_option_runs_the_cpu_checks_with_that_binary(tmp_path, monkeypatch)
     assert (root / "qemu-aarch64").exists()
     assert arm64.under_qemu(argv, "max") == ["/qemu-aarch64", "-cpu", "max", *argv]
     assert arm64.cpu_tag("max") == "aarch64-max-qemu-qemu-aarch64-10"
+
+
+def test_a_tie_on_x86_is_not_a_disagreement():
+    """Integer logits tie: x86's argmax takes the first tied class, aarch64 a step away may
+    take the other; both are top classes. A real flip still counts."""
+    x86 = np.array([[156, 156, 3], [9, 2, 1]], np.int32)
+    arm = np.array([[155, 156, 3], [9, 2, 1]], np.int32)   # the tie broken the other way
+    assert cross_arch.top1_agreement(x86, arm) == (2, 1)
+    flipped = np.array([[150, 156, 3], [1, 9, 1]], np.int32)
+    assert cross_arch.top1_agreement(x86, flipped) == (1, 1)

@@ -220,8 +220,9 @@ def compare(work: str, reference: str = "x86_64") -> dict:
             a = ref[family].astype(np.int32)
             b = other[family].astype(np.int32)
             diff = np.abs(a - b)
+            same, ties = top1_agreement(a, b)
             rows.append({"family": family, "images": int(len(a)),
-                         "top1_agree": int((a.argmax(1) == b.argmax(1)).sum()),
+                         "top1_agree": same, "x86_ties": ties,
                          "max_steps": int(diff.max()),
                          "differing_share": float((diff > 0).mean()),
                          "images_identical": int((diff.max(1) == 0).sum()),
@@ -230,6 +231,18 @@ def compare(work: str, reference: str = "x86_64") -> dict:
         runs.append({"run": info, "rows": rows})
     return {"reference": ref_info, "images": meta["images"], "sources": meta["sources"],
             "resolution": meta["resolution"], "runs": runs}
+
+
+def top1_agreement(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
+    """(images whose top-1 agrees, images where x86's highest logit is tied). Integer logits
+    tie; an argmax then takes the first of the tied classes, so a one-step difference
+    elsewhere can pick the other without either being wrong (measured: MobileNetV3-Small
+    with random weights, two classes at 156 on x86, 3 steps apart on aarch64). Top-1 agrees
+    when the aarch64 run's top class is one of x86's top classes."""
+    top = a.max(1)
+    agree = a[np.arange(len(a)), b.argmax(1)] == top
+    ties = (a == top[:, None]).sum(1) > 1
+    return int(agree.sum()), int(ties.sum())
 
 
 def features_text(info: dict) -> str:
@@ -242,7 +255,9 @@ def markdown(result: dict) -> str:
     ref = result["reference"]
     lines = [f"x86 ({ref['machine']}, LiteRT {ref['litert']}) against aarch64 under qemu-user, "
              f"{len(result['images'])} images, int8 at {result['resolution']} px, XNNPACK, "
-             f"1 thread; a step is one int8 quantization step of the logits.", "",
+             f"1 thread; a step is one int8 quantization step of the logits. Top-1 agrees "
+             f"when the aarch64 top class is one of x86's (tied integer logits: x86 ties in "
+             f"parentheses).", "",
              "| family | emulated CPU (features seen) | top-1 agree | max diff (steps) "
              "| logits differing | images identical | XNNPACK partitions |",
              "|---|---|---|---|---|---|---|"]
@@ -251,7 +266,8 @@ def markdown(result: dict) -> str:
         for row in run_["rows"]:
             lines.append(
                 f"| {row['family']} | {info.get('qemu_cpu') or info['tag']} "
-                f"({features_text(info)}) | {row['top1_agree']}/{row['images']} "
+                f"({features_text(info)}) | {row['top1_agree']}/{row['images']}"
+                + (f" ({row['x86_ties']} tied)" if row.get("x86_ties") else "") + " "
                 f"| {row['max_steps']} | {100 * row['differing_share']:.1f} % "
                 f"| {row['images_identical']}/{row['images']} | {row['partitions']} |")
     return "\n".join(lines) + "\n"
