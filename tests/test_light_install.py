@@ -73,7 +73,8 @@ def test_device_install_predicts_and_evaluates_without_tensorflow(tmp_path):
     assert result.returncode == 0, result.stderr
     there = json.loads(result.stdout)
     assert there["topk"] == 100.0 and there["top1"] == here["top1"] >= 60.0
-    assert there["reading"] == {"crop_fraction": 0.875, "resize": "bicubic"}
+    assert there["reading"] == {"crop_fraction": 0.875, "resize": "bicubic",
+                                "fit": "shorter-center-crop"}
     assert there["confusion_pairs"] == here["confusion_pairs"]  # image by image
     # a command that needs TensorFlow says so in one line, exit status 2
     convert = _run([edgecnn, "convert", "mobilenet", "--int8"], cwd=tmp_path)

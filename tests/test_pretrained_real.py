@@ -131,7 +131,8 @@ def test_convert_with_lite0_weights_then_predict_names_the_classes(tmp_path):
     for report in reports:
         assert report["samples"] == len(PHOTOS) and report["topk"] == 100.0
         assert report["label_mapping"] == "ImageNet-1k WordNet ids"
-        assert report["reading"] == {"crop_fraction": 0.875, "resize": "bicubic"}
+        assert report["reading"] == {"crop_fraction": 0.875, "resize": "bicubic",
+                                     "fit": "shorter-center-crop"}
         assert "confusion_pairs" in report and "confusion" not in report  # 1000 classes
     assert reports[0]["top1"] == reports[1]["top1"] >= 60.0
 
