@@ -154,7 +154,8 @@ class TfliteModel:
     Metadata, ``foreign`` (the user's --labels/--preprocess/--resize) and its graph
     (``runtime.foreign``); ``assumed`` is then the line saying what was assumed."""
 
-    def __init__(self, path: str, threads: int = 1, foreign: ForeignOptions | None = None):
+    def __init__(self, path: str, threads: int = 1, foreign: ForeignOptions | None = None,
+                 labels_file: str | None = None):
         self.path = path = os.fspath(path)
         data, model = rt._read_verified(path)
         self.card = ModelCard.read(data, path)
@@ -164,7 +165,10 @@ class TfliteModel:
                                f"preprocessing; --preprocess/--mean/--std/--resize/--crop (and "
                                f"predict's --labels) are for models without one")
         self.interpreter = rt.load_interpreter(data, threads=threads, name=path)
-        if self.card is None:
+        if self.card is None:  # labels_file: eval's --labels FILE names a foreign model's outputs
+            if labels_file is not None and (foreign is None or foreign.labels is None):
+                foreign = ForeignOptions(**{**vars(foreign or ForeignOptions()),
+                                            "labels": labels_file})
             self.card = foreign_card(path, data, model, self.interpreter, foreign)
             self.assumed = self.card.extra["assumed"]
         self.card.check_input(path)
@@ -201,12 +205,11 @@ def evaluate_tflite(path: str, data, *, top_k: int = 5, threads: int = 1,
     """Metrics of a .tflite on ``data`` (a folder or a scanned Dataset; see
     ``evaluate_folder``), its photos read with the card's crop and filter. A model without
     a card: ``foreign`` (see ``TfliteModel``); a ``labels`` file is then its class list."""
-    if labels not in ("auto", "imagenet") and (foreign is None or foreign.labels is None):
-        probe = ModelCard.read(path)
-        if probe is None:  # a model from elsewhere: the file names its outputs
-            foreign = ForeignOptions(**{**vars(foreign or ForeignOptions()), "labels": labels})
-            labels = "auto"
-    model = TfliteModel(path, threads=threads, foreign=foreign)
+    named = labels not in ("auto", "imagenet")
+    model = TfliteModel(path, threads=threads, foreign=foreign,
+                        labels_file=labels if named else None)
+    if model.assumed and named:  # the file named the outputs; the classes map by name
+        labels = "auto"
     result = evaluate_folder(model.logits, data, model.size, model.class_names,
                              model.num_outputs, top_k=top_k, labels=labels, crop=model.crop,
                              resize=model.resize, fit=model.fit, progress=progress)
