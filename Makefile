@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-slow test-arm64 bench-accuracy install clean
+.PHONY: demo test test-slow test-android test-arm64 bench-accuracy install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,19 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -m slow --timeout 1500 -rf $(PYTEST_ARGS)
+
+# android_demo's Android-free Kotlin (app/src/main/.../core) compiled with the real Kotlin
+# compiler and its JUnit tests run on the JVM, against cards, input tensors and benchmark JSON
+# the Python side writes (tests/test_android_jvm.py). Installs the compiler wheel (the android
+# extra) and, when missing, Debian's JDK, junit4 and libandroid-json-java (apt-get, as root).
+ANDROID_STAMP := $(VENV)/.installed-android
+$(ANDROID_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[tf,test,android]"
+	touch $(ANDROID_STAMP)
+
+test-android: $(ANDROID_STAMP)
+	$(BIN)/python tools/kotlin_jvm.py --setup
+	$(BIN)/python -m pytest -n 2 -m android -p no:cacheprovider tests/test_android_jvm.py $(PYTEST_ARGS)
 
 # The light install and edgecnn's int8 models on aarch64 (qemu-user emulation, a Debian root
 # cached in .cache/arm64-root): needs root and binfmt, checked first, before any install.

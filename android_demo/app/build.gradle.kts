@@ -57,4 +57,5 @@ dependencies {
     implementation(libs.litert.gpu.api)
 
     testImplementation(libs.junit)
+    testImplementation(libs.json)
 }

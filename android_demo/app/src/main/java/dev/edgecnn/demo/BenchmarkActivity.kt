@@ -10,6 +10,8 @@ import android.widget.Spinner
 import android.widget.TextView
 import androidx.appcompat.app.AppCompatActivity
 import androidx.lifecycle.lifecycleScope
+import dev.edgecnn.demo.core.BenchResult
+import dev.edgecnn.demo.core.BenchmarkLoop
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.withContext
@@ -35,8 +37,8 @@ class BenchmarkActivity : AppCompatActivity() {
         val progress = findViewById<ProgressBar>(R.id.bench_progress)
         val output = findViewById<TextView>(R.id.bench_result)
 
-        runsField.setText(Benchmark.DEFAULT_RUNS.toString())
-        warmupField.setText(Benchmark.DEFAULT_WARMUP.toString())
+        runsField.setText(BenchmarkLoop.DEFAULT_RUNS.toString())
+        warmupField.setText(BenchmarkLoop.DEFAULT_WARMUP.toString())
         settings = RunSettings.load(this)
         bindSettings(findViewById<Spinner>(R.id.bench_threads), findViewById<Spinner>(R.id.bench_delegate), settings) {
             settings = it

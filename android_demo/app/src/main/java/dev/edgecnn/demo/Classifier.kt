@@ -1,8 +1,11 @@
 package dev.edgecnn.demo
 
 import android.graphics.Bitmap
-import android.graphics.Matrix
 import android.os.SystemClock
+import dev.edgecnn.demo.core.ModelInput
+import dev.edgecnn.demo.core.Prediction
+import dev.edgecnn.demo.core.RgbImage
+import dev.edgecnn.demo.core.Scores
 import org.tensorflow.lite.DataType
 import org.tensorflow.lite.Interpreter
 import org.tensorflow.lite.gpu.CompatibilityList
@@ -10,21 +13,16 @@ import org.tensorflow.lite.gpu.GpuDelegate
 import java.io.Closeable
 import java.nio.ByteBuffer
 import java.nio.ByteOrder
-import kotlin.math.exp
-
-data class Prediction(val label: String, val score: Float)
 
 data class Classification(val top: List<Prediction>, val inferenceMs: Double)
 
 /**
- * One LiteRT interpreter for the shipped model, fed as its card says. An edgecnn model takes
- * raw RGB pixels: a uint8 input the pixel itself, an int8 input the pixel minus 128, a
- * float32 input the pixel value (edgecnn/runtime/tflite.py quantize_pixels does the same).
- * The input's scale and zero point say what the network sees (scale 1 when its first op
- * normalizes, the normalization itself when `edgecnn convert` folded it into the
- * quantization), so the app never rescales pixels. The output is dequantized with the
- * output's scale and zero point. Not thread-safe: create, use and close it on one thread
- * (the GPU delegate requires that too).
+ * One LiteRT interpreter for the shipped model, fed as its card says. Everything between the
+ * camera frame and the ranked labels is in `core` (no Android there, compiled and tested on
+ * the JVM by `make test-android`): `ModelInput` turns the frame upright, resizes and crops it
+ * exactly as `edgecnn predict` does and writes the input tensor; `Scores` dequantizes and
+ * ranks the output. This class only moves pixels out of the Bitmap and runs the interpreter.
+ * Not thread-safe: create, use and close it on one thread (the GPU delegate requires that too).
  */
 class Classifier private constructor(
     val assets: ModelAssets,
@@ -36,8 +34,6 @@ class Classifier private constructor(
     private val gpu: GpuDelegate?,
 ) : Closeable {
     private val card = assets.card
-    private val side = card.input.height
-    private val pixels = IntArray(side * card.input.width)
     private val input: ByteBuffer
     private val output: ByteBuffer
 
@@ -55,11 +51,15 @@ class Classifier private constructor(
             .order(ByteOrder.nativeOrder())
     }
 
-    /** Classifies a camera frame: rotated upright, centre-cropped to a square, resized. */
+    /** Classifies a camera frame, turned clockwise by [rotationDegrees] to stand upright. */
     fun classify(frame: Bitmap, rotationDegrees: Int, k: Int = 3): Classification {
-        fill(toInputBitmap(frame, rotationDegrees))
+        val pixels = IntArray(frame.width * frame.height)
+        frame.getPixels(pixels, 0, frame.width, 0, 0, frame.width, frame.height)
+        fill(ModelInput.square(RgbImage(frame.width, frame.height, pixels), rotationDegrees, card))
         val ms = invoke()
-        return Classification(topK(readLogits(), k), ms)
+        output.rewind()
+        val probabilities = Scores.probabilities(Scores.dequantize(output, card.output), card)
+        return Classification(Scores.top(probabilities, k, assets.labels), ms)
     }
 
     /** Runs the model once on the input already loaded; returns the time of the run in ms. */
@@ -71,63 +71,10 @@ class Classifier private constructor(
         return (SystemClock.elapsedRealtimeNanos() - start) / 1e6
     }
 
-    /** Loads an RGB image of the model's input size (ARGB ints, row-major) into the input. */
-    fun fill(argb: IntArray) {
-        require(argb.size == pixels.size) { "need ${pixels.size} pixels, got ${argb.size}" }
+    /** Loads the input square (the model's input size) into the input tensor. */
+    fun fill(square: RgbImage) {
         input.rewind()
-        val spec = card.input
-        for (p in argb) {
-            for (c in 0 until 3) {
-                val pixel = (p shr (16 - 8 * c)) and 0xFF  // R, G, B of an ARGB int
-                when (spec.dtype) {
-                    "float32" -> input.putFloat(
-                        if (card.insideModel || card.mean == null || card.std == null) pixel.toFloat()
-                        else (pixel - card.mean[c]) / card.std[c]
-                    )
-                    "uint8" -> input.put(pixel.toByte())
-                    "int8" -> input.put((pixel - 128).toByte())
-                    else -> error("unsupported input dtype ${spec.dtype}")
-                }
-            }
-        }
-    }
-
-    private fun fill(bitmap: Bitmap) {
-        bitmap.getPixels(pixels, 0, bitmap.width, 0, 0, bitmap.width, bitmap.height)
-        fill(pixels)
-    }
-
-    /** The output as float logits (dequantized with the output's scale and zero point). */
-    fun readLogits(): FloatArray {
-        val spec = card.output
-        output.rewind()
-        return FloatArray(card.classes) {
-            when (spec.dtype) {
-                "float32" -> output.getFloat()
-                "uint8" -> ((output.get().toInt() and 0xFF) - spec.zeroPoint) * spec.scale
-                "int8" -> (output.get().toInt() - spec.zeroPoint) * spec.scale
-                else -> error("unsupported output dtype ${spec.dtype}")
-            }
-        }
-    }
-
-    private fun topK(logits: FloatArray, k: Int): List<Prediction> {
-        val probabilities = softmax(logits)
-        return probabilities.indices.sortedByDescending { probabilities[it] }.take(k)
-            .map { Prediction(assets.label(it), probabilities[it]) }
-    }
-
-    private fun toInputBitmap(frame: Bitmap, rotationDegrees: Int): Bitmap {
-        val crop = minOf(frame.width, frame.height)
-        val matrix = Matrix().apply {
-            postRotate(rotationDegrees.toFloat())
-            postScale(side.toFloat() / crop, side.toFloat() / crop)
-        }
-        val square = Bitmap.createBitmap(
-            frame, (frame.width - crop) / 2, (frame.height - crop) / 2, crop, crop, matrix, true,
-        )
-        return if (square.width == side && square.height == side) square
-        else Bitmap.createScaledBitmap(square, side, side, true)
+        ModelInput.encode(square, card, input)
     }
 
     override fun close() {
@@ -136,13 +83,6 @@ class Classifier private constructor(
     }
 
     companion object {
-        fun softmax(logits: FloatArray): FloatArray {
-            val max = logits.maxOrNull() ?: return logits
-            val e = FloatArray(logits.size) { exp((logits[it] - max).toDouble()).toFloat() }
-            val sum = e.sum()
-            return FloatArray(e.size) { e[it] / sum }
-        }
-
         private fun dataType(dtype: String): DataType = when (dtype) {
             "float32" -> DataType.FLOAT32
             "uint8" -> DataType.UINT8

@@ -18,6 +18,7 @@ import androidx.camera.core.Preview
 import androidx.camera.lifecycle.ProcessCameraProvider
 import androidx.camera.view.PreviewView
 import androidx.core.content.ContextCompat
+import dev.edgecnn.demo.core.RollingMean
 import java.util.concurrent.ExecutorService
 import java.util.concurrent.Executors
 

@@ -1,6 +1,7 @@
 package dev.edgecnn.demo
 
 import android.content.Context
+import dev.edgecnn.demo.core.ModelCard
 import org.json.JSONObject
 import java.io.FileInputStream
 import java.nio.MappedByteBuffer
@@ -18,8 +19,6 @@ class ModelAssets private constructor(
 ) {
     val sizeBytes: Long get() = model.capacity().toLong()
 
-    fun label(index: Int): String = labels.getOrNull(index) ?: "class $index"
-
     companion object {
         const val BUNDLE_FILE = "edgecnn_bundle.json"
 
@@ -28,11 +27,8 @@ class ModelAssets private constructor(
             val modelFile = bundle.getString("model")
             val card = ModelCard.parse(readText(context, bundle.getString("card")))
             // The card's labels come first; labels.txt holds the same (or "class i").
-            val labels = card.labels ?: readText(context, bundle.optString("labels", "labels.txt"))
-                .lines().filter { it.isNotBlank() }
-            require(labels.size == card.classes) {
-                "${labels.size} labels for ${card.classes} outputs: re-run edgecnn export android"
-            }
+            val labels = card.classNames(
+                if (card.labels != null) null else readText(context, bundle.optString("labels", "labels.txt")))
             return ModelAssets(modelFile, map(context, modelFile), card, labels)
         }
 

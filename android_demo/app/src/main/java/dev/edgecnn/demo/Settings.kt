@@ -3,11 +3,12 @@ package dev.edgecnn.demo
 import android.content.Context
 
 /** How the interpreter runs: CPU = LiteRT's built-in kernels, XNNPACK = its default CPU
- * delegate (what `edgecnn bench` uses unless --no-xnnpack), GPU = the GPU delegate. */
-enum class Delegate(val label: String) {
-    CPU("CPU"),
-    XNNPACK("XNNPACK"),
-    GPU("GPU");
+ * delegate (what `edgecnn bench` uses unless --no-xnnpack), GPU = the GPU delegate.
+ * [jsonName] is the `delegate` value `edgecnn bench --adb` writes for the same choice. */
+enum class Delegate(val label: String, val jsonName: String) {
+    CPU("CPU", "cpu"),
+    XNNPACK("XNNPACK", "xnnpack"),
+    GPU("GPU", "gpu");
 
     companion object {
         fun fromName(name: String?): Delegate = entries.firstOrNull { it.name == name } ?: XNNPACK

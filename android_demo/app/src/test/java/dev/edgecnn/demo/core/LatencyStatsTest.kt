@@ -1,4 +1,4 @@
-package dev.edgecnn.demo
+package dev.edgecnn.demo.core
 
 import org.junit.Assert.assertEquals
 import org.junit.Test

@@ -1,4 +1,4 @@
-package dev.edgecnn.demo
+package dev.edgecnn.demo.core
 
 import kotlin.math.ceil
 import kotlin.math.floor
