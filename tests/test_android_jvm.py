@@ -268,9 +268,10 @@ def test_benchmark_json_is_edgecnn_bench_json(kotlin, fake_adb, tmp_path, capsys
                                       "p90_ms", "p99_ms", "max_ms", "throughput_ips",
                                       "spread_p90_p50", "noisy", "threads", "xnnpack",
                                       "warmup_runs", "warmup_ms", "first_ms", "init_ms",
-                                      "size_bytes", "model")}
+                                      "size_bytes", "model", "precision")}
     golden = {**{k: local[k] for k in ("model", "threads", "warmup_runs", "init_ms",
-                                       "first_ms", "warmup_ms", "size_bytes")},
+                                       "first_ms", "warmup_ms", "size_bytes", "precision",
+                                       "input")},
               "times_ms": local["times_ms"], "reported": reported,
               "bench_keys": sorted((set(local) | set(device)) - {"times_ms"}),
               "result_keys": list(bench.RESULT_KEYS), "noisy_ratio": bench.NOISY_RATIO}
@@ -286,5 +287,7 @@ def test_benchmark_json_is_edgecnn_bench_json(kotlin, fake_adb, tmp_path, capsys
     row = dict(zip(header.split(","), line.split(",")))
     assert float(row["p50_ms"]) == pytest.approx(local["p50_ms"], rel=1e-6)
     assert row["device"] == "Pixel 8" and row["delegate"] == "xnnpack"
+    assert (row["precision"], row["input_dtype"], row["input_shape"]) == ("int8", "uint8",
+                                                                          "1x32x32x3")
     print_table(rows)
     assert "tiny_int8.tflite" in capsys.readouterr().out

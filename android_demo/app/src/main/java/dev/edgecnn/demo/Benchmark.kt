@@ -36,6 +36,8 @@ object Benchmark {
                 warmupMs = times.warmupMean,
                 stats = LatencySummary.of(times.timesMs),
                 sizeBytes = assets.sizeBytes,
+                precision = card.precision,
+                input = card.input,
                 note = classifier.note,
             )
         } finally {

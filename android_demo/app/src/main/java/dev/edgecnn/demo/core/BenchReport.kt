@@ -26,6 +26,10 @@ data class BenchResult(
     val warmupMs: Double,
     val stats: LatencySummary,
     val sizeBytes: Long,
+    /** The card's precision ("int8", "float16", ...), as `edgecnn bench` reports it. */
+    val precision: String? = null,
+    /** The input tensor the runs were fed ([BenchmarkLoop.fixedImage] in its dtype). */
+    val input: TensorSpec? = null,
     /** Why the delegate that ran is not the one asked for (shown on screen, not in the JSON). */
     val note: String? = null,
 ) {
@@ -59,6 +63,12 @@ data class BenchResult(
         .put("peak_rss_growth_mb", JSONObject.NULL)
         .put("spread_p90_p50", number(stats.spread))
         .put("noisy", stats.noisy)
+        .put("precision", precision ?: JSONObject.NULL)
+        .put("input", input?.let {
+            JSONObject().put("shape", JSONArray(it.shape.toList())).put("dtype", it.dtype)
+                .put("scale", it.scale.toDouble()).put("zero_point", it.zeroPoint)
+                .put("source", INPUT_SOURCE)
+        } ?: JSONObject.NULL)
 
     /** The lines the benchmark screen shows. */
     fun summary(): String = buildString {
@@ -76,6 +86,7 @@ data class BenchResult(
 
     companion object {
         const val SOURCE = "android-app"
+        const val INPUT_SOURCE = "random RGB pixels (java.util.Random, seed 0)"
 
         /** JSON has no NaN: an unmeasured number is null. */
         private fun number(value: Double): Any = if (value.isNaN()) JSONObject.NULL else value

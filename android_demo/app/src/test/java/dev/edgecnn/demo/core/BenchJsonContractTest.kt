@@ -23,6 +23,11 @@ class BenchJsonContractTest {
             delegate = "xnnpack", warmupRuns = g.getInt("warmup_runs"), initMs = g.getDouble("init_ms"),
             firstMs = g.getDouble("first_ms"), warmupMs = g.getDouble("warmup_ms"),
             stats = LatencySummary.of(times), sizeBytes = g.getLong("size_bytes"),
+            precision = g.getString("precision"),
+            input = g.getJSONObject("input").let {
+                TensorSpec(Goldens.ints(it.getJSONArray("shape")), it.getString("dtype"),
+                    it.getDouble("scale").toFloat(), it.getInt("zero_point"))
+            },
         )
     }
 
@@ -36,6 +41,13 @@ class BenchJsonContractTest {
         assertTrue("keys edgecnn bench never writes: ${keys - bench}", (keys - bench).isEmpty())
         assertTrue("keys of every edgecnn bench result missing: ${required - keys}", (required - keys).isEmpty())
         assertEquals(BenchResult.SOURCE, json.getString("source"))
+        val input = json.getJSONObject("input")
+        val python = g.getJSONObject("input")
+        for (key in listOf("shape", "dtype", "zero_point", "source")) {
+            assertTrue("input.$key", python.has(key) && input.has(key))
+        }
+        assertEquals(python.getJSONArray("shape").toString(), input.getJSONArray("shape").toString())
+        assertEquals(python.getDouble("scale"), input.getDouble("scale"), 1e-9)
     }
 
     @Test
