@@ -73,7 +73,7 @@ def assert_junit_ok(classes, names, goldens=None, tests=None):
 def write_photos(folder):
     """Real photos that ship in packages: Grace Hopper (matplotlib, 512x600, portrait), Chelsea
     the cat (scikit-image, 451x300, landscape) and a 24x17 crop of Chelsea (enlarged, not
-    shrunk, to the input). Each is decoded as edgecnn decodes it (Pillow, RGB) and written
+    shrunk, to the input). Each is decoded as edgecnn decodes it (``decode_image``) and written
     raw, upright and turned counter-clockwise by 90/180/270 degrees: the frames a sideways
     sensor gives, which the app turns clockwise by that rotation. Returns name -> file."""
     from PIL import Image
@@ -86,10 +86,11 @@ def write_photos(folder):
              "chelsea_small": os.path.join(folder, "photos", "chelsea_small.png")}
     with Image.open(paths["chelsea"]) as im:
         im.convert("RGB").crop((150, 60, 174, 77)).save(paths["chelsea_small"])
+    from edgecnn.data.decode import decode_image
+
     listing = []
     for name, path in paths.items():
-        with Image.open(path) as im:
-            upright = np.asarray(im.convert("RGB"), np.uint8)
+        upright = decode_image(path)  # edgecnn's one decoder, as load_image reads the photo
         frames = []
         for degrees in ROTATIONS:
             frame = np.ascontiguousarray(np.rot90(upright, k=degrees // 90))

@@ -200,3 +200,37 @@ def test_bad_arguments():
         pipeline.make_splits(32)
     with pytest.raises(EdgecnnError, match="between 0 and 1"):
         pipeline.make_splits(32, dataset="digits", val_split=1.5)
+
+
+def test_training_decodes_a_file_as_eval_and_predict_do(tmp_path):
+    """One decoder: a sideways phone JPEG with its orientation tag, a 16-bit PNG and an Adobe
+    RGB JPEG (real photos, tests/test_decode.py's variants) give the training pipeline the same
+    pixels that calibration, eval and predict decode (``decode_image``), bit for bit."""
+    from test_decode import ROCKET, variants
+
+    from edgecnn.data.decode import decode_image
+
+    files = variants(tmp_path)
+    for name in ("exif-orientation-6", "16-bit-gray", "adobe-rgb-jpeg", "cmyk-jpeg", "rgba"):
+        got = pipeline._decode_file(tf.constant(str(files[name]))).numpy()
+        assert np.array_equal(got, decode_image(files[name])), name
+    assert np.array_equal(pipeline._decode_file(tf.constant(ROCKET)).numpy(), decode_image(ROCKET))
+
+
+def test_a_folder_of_phone_formats_trains_on_every_file(tmp_path, photo_folder):
+    """HEIC, WebP and 16-bit PNG files in a class folder are scanned as images (not skipped)."""
+    from PIL import Image
+
+    from edgecnn.data.decode import heif_supported
+
+    root = tmp_path / "phone"
+    for k, name in enumerate(("a", "b")):
+        (root / name).mkdir(parents=True)
+        im = Image.new("RGB", (40, 30), (200 * k, 90, 40))
+        im.save(root / name / "x.webp")
+        Image.fromarray(np.full((30, 40), 1000 * (k + 1), np.uint16)).save(root / name / "y.png")
+        if heif_supported():
+            im.save(root / name / "z.heic")
+    files, labels, classes, skipped = pipeline.scan_folder(str(root))
+    assert skipped == 0 and classes == ["a", "b"]
+    assert len(files) == (6 if heif_supported() else 4)

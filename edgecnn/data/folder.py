@@ -5,13 +5,12 @@ Only numpy and Pillow: usable for calibration and evaluation on a small install.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import EdgecnnError, MissingExtraError
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+from ..errors import EdgecnnError
+from .decode import IMAGE_EXTENSIONS, decode_image, pil_image  # noqa: F401  (re-exported)
 
 
 @dataclass
@@ -20,15 +19,7 @@ class ImageFolder:
     labels: np.ndarray        # (N,) int64 class indices
     class_names: list[str]    # sorted sub-folder names
     files: list[str]
-
-
-def pil_image():
-    """PIL.Image, or a one-line MissingExtraError naming Pillow."""
-    try:
-        from PIL import Image
-    except ImportError:
-        raise MissingExtraError("reading images", missing="pillow") from None
-    return Image
+    skipped: list[str] = field(default_factory=list)  # files that were not readable images
 
 
 def check_reading(crop: float = 1.0, resize: str = "bilinear") -> tuple[float, str]:
@@ -61,20 +52,15 @@ def load_image(path: str, size: int, crop: float = 1.0, resize: str = "bilinear"
     Image = pil_image()
     scaled = max(size, int(math.floor(size / crop + 1e-6)))
     flt = Image.BICUBIC if resize == "bicubic" else Image.BILINEAR
-    try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            if fit == "stretch":
-                return np.asarray(im.resize((size, size), flt), dtype=np.uint8)
-            w, h = im.size
-            scale = scaled / min(w, h)
-            im = im.resize((max(scaled, round(w * scale)), max(scaled, round(h * scale))), flt)
-            w, h = im.size
-            left, top = (w - size) // 2, (h - size) // 2
-            return np.asarray(im.crop((left, top, left + size, top + size)), dtype=np.uint8)
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise EdgecnnError(f"cannot read image {path}: {exc}; remove it or replace it with a "
-                           f"valid jpg/png") from None
+    im = Image.fromarray(decode_image(path), "RGB")
+    if fit == "stretch":
+        return np.asarray(im.resize((size, size), flt), dtype=np.uint8)
+    w, h = im.size
+    scale = scaled / min(w, h)
+    im = im.resize((max(scaled, round(w * scale)), max(scaled, round(h * scale))), flt)
+    w, h = im.size
+    left, top = (w - size) // 2, (h - size) // 2
+    return np.asarray(im.crop((left, top, left + size, top + size)), dtype=np.uint8)
 
 
 def synthetic_images(n: int, size: int, seed: int = 0) -> np.ndarray:

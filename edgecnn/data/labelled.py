@@ -18,11 +18,12 @@ synsets-style text file, the model card's labels by name, or the sorted folder n
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import EdgecnnError
+from ..errors import EdgecnnError, EdgecnnWarning
 from .folder import IMAGE_EXTENSIONS, ImageFolder, load_image
 from .imagenet import imagenet_classes, is_wnid, wnid_index
 
@@ -274,13 +275,29 @@ def load_images(data: Dataset, size: int, *, space: LabelSpace | None = None,
                 resize: str = "bilinear") -> ImageFolder:
     """The images of ``data`` as uint8 arrays (a seeded, class-mixed subset of ``limit``
     when given), read by :func:`~edgecnn.data.folder.load_image`; labels are output indices
-    in ``space`` (-1 without one). An unreadable file is an error naming it."""
+    in ``space`` (-1 without one). Files that are not readable images are skipped with a
+    warning that counts them (``ImageFolder.skipped``); none readable is an error naming
+    the first."""
     indices = sample_indices(len(data.files), limit, seed)
-    images = np.stack([load_image(data.files[i], size, crop, resize) for i in indices])
+    images, kept, skipped = [], [], []
+    for i in indices:
+        try:
+            images.append(load_image(data.files[i], size, crop, resize))
+            kept.append(i)
+        except EdgecnnError as exc:
+            skipped.append((data.files[i], str(exc)))
+    if not images:
+        raise EdgecnnError(f"no readable images among the {len(indices)} read: "
+                           f"{skipped[0][1]}")
+    if skipped:
+        warnings.warn(EdgecnnWarning(
+            f"skipped {len(skipped)} of {len(indices)} image(s) that cannot be read (first: "
+            f"{skipped[0][1]})"), stacklevel=2)
     labels = np.array([space.index[data.keys[i]] if space is not None else -1
-                       for i in indices], dtype=np.int64)
-    return ImageFolder(images, labels, list(space.names) if space is not None else [],
-                       [data.files[i] for i in indices])
+                       for i in kept], dtype=np.int64)
+    return ImageFolder(np.stack(images), labels,
+                       list(space.names) if space is not None else [],
+                       [data.files[i] for i in kept], [path for path, _ in skipped])
 
 
 def load_image_folder(root: str, size: int, limit: int | None = None, seed: int = 0,

@@ -21,7 +21,7 @@ import numpy as np
 
 from .._keras import tf
 from ..errors import EdgecnnError, MissingExtraError
-from .folder import IMAGE_EXTENSIONS
+from .decode import IMAGE_EXTENSIONS, READABLE_FORMATS, decode_image, pil_image
 
 log = logging.getLogger("edgecnn.data")
 
@@ -102,8 +102,7 @@ def sample_image_sizes(files, sample: int = SIZE_SAMPLE, seed: int = 0
                        ) -> list[tuple[int, int]]:
     """(width, height) of up to ``sample`` of ``files`` (a seeded random pick), read from
     the file headers without decoding."""
-    from PIL import Image
-
+    Image = pil_image()
     if len(files) > sample:
         pick = np.random.default_rng(seed).choice(len(files), sample, replace=False)
         files = [files[i] for i in np.sort(pick)]
@@ -162,13 +161,13 @@ def _arrays(dataset, limit):
 
 def _is_readable_image(path: str) -> bool:
     """A cheap integrity check (header, and checksums where the format has them)."""
-    from PIL import Image
-
+    Image = pil_image()
     try:
         with Image.open(path) as im:
-            if im.format not in ("JPEG", "PNG", "BMP", "GIF", "MPO"):
+            if im.format not in READABLE_FORMATS:
                 return False
-            im.verify()
+            if im.format in ("JPEG", "PNG", "BMP", "GIF", "MPO"):
+                im.verify()
         return True
     except Exception:  # PIL raises many types for broken files
         return False
@@ -198,11 +197,12 @@ def scan_folder(root: str) -> tuple[list[str], list[int], list[str], int]:
             else:
                 skipped += 1
     if skipped:
-        log.warning("skipped %d file(s) in %s that are not readable jpg/png/bmp/gif images",
+        log.warning("skipped %d file(s) in %s that are not readable images (jpg, png, bmp, gif, "
+                    "tiff, webp, avif, heic)",
                     skipped, root)
     if not files:
         raise EdgecnnError(f"data folder {root} has no usable images ({skipped} file(s) "
-                           f"skipped as unreadable or not jpg/png/bmp/gif): expected one "
+                           f"skipped as unreadable or not an image format edgecnn reads): expected one "
                            f"sub-folder per class holding image files")
     used = sorted(set(labels))
     if len(used) < 2:
@@ -211,9 +211,17 @@ def scan_folder(root: str) -> tuple[list[str], list[int], list[str], int]:
     return files, labels, classes, skipped
 
 
+def _decode_py(path) -> np.ndarray:
+    if isinstance(path, np.ndarray):  # tf.numpy_function passes a 0-d array
+        path = path.item()
+    return decode_image(os.fsdecode(path))
+
+
 def _decode_file(path):
-    data = tf.io.read_file(path)
-    image = tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.uint8)
+    """A file decoded by ``data.decode.decode_image`` (the decoder of calibration, eval and
+    predict: EXIF orientation, ICC profiles, 16-bit, HEIC), inside tf.data; a file it cannot
+    read raises, and ``ignore_errors`` below drops it."""
+    image = tf.numpy_function(_decode_py, [path], tf.uint8, stateful=False)
     image.set_shape([None, None, 3])
     return image
 

@@ -55,7 +55,7 @@ DEVICE_TESTS = ["tests/test_adb.py", "tests/test_op_profile.py", "tests/test_ben
                 "tests/test_eval_predict.py", "tests/test_profile.py",
                 "tests/test_corrupt_models.py", "tests/test_imagenet_data.py",
                 "tests/test_model_io.py", "tests/test_cli.py", "tests/test_android_demo.py",
-                "tests/test_foreign.py"]
+                "tests/test_foreign.py", "tests/test_decode.py"]
 #: emulated CPUs: no dot product (Cortex-A53), dot product (Cortex-A76), and qemu's
 #: everything but SME (dot product, i8mm, SVE): XNNPACK picks its int8 kernels by these
 #: features. With SME on ("max") every model's logits are wrong on qemu 7.2 (0-9 of 12

@@ -1,0 +1,181 @@
+"""One image decoder for every path that reads a file: training, calibration, ``eval``,
+``predict``, ``bench --input``, sweeps and the Android goldens (numpy and Pillow only).
+
+What cameras and phones write, and what is done to it (``decode_image``):
+
+- **EXIF orientation** (all eight values) is applied, so a photo stored sideways with the tag
+  that turns it upright is read upright, as every viewer shows it.
+- **Colour profiles**: an embedded ICC profile other than sRGB (Display P3, Adobe RGB, a CMYK
+  press profile) is converted to sRGB with LittleCMS (perceptual intent, which matrix-shaper
+  profiles such as P3 take as relative colorimetric). sRGB-tagged and untagged images are
+  taken as sRGB unchanged.
+- **Bit depth**: 16-bit images (``I;16``: 16-bit grayscale PNG and TIFF) are scaled to 8 bits
+  by rounding ``x / 257``; 32-bit integer images (``I``) by the range their type implies: a
+  16-bit PNG (Pillow reads some as ``I``) as 16-bit, otherwise the smallest of 8, 16 or 32
+  bits that holds the largest value; float images (``F``) as 0-1 when every value is within
+  [0, 1], else as 0-255, clipped. 16-bit RGB PNGs are read by Pillow at their high bytes.
+- **Transparency** (RGBA, LA, palette with transparency): composited on white
+  (``BACKGROUND``), as a viewer shows it on a white page.
+- **Modes**: grayscale and 1-bit become gray RGB, palette images their colours, CMYK (without a
+  profile) Pillow's conversion, YCbCr/LAB/HSV their RGB.
+- **Animations** (GIF, APNG, WebP, multi-page TIFF): the first frame.
+- **Formats**: JPEG, PNG, BMP, GIF, TIFF, WebP, AVIF (Pillow's own plugins) and HEIC/HEIF
+  (``pillow-heif``, in the light install). Anything else is one line naming the file and
+  what it is; folders skip and count such files.
+"""
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+
+from ..errors import EdgecnnError, MissingExtraError
+
+#: what transparent pixels are composited on (RGB 0-255)
+BACKGROUND = (255, 255, 255)
+#: file extensions read as images in folders
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".avif",
+                    ".heic", ".heif")
+
+#: Pillow format names of the files folders take
+READABLE_FORMATS = ("JPEG", "PNG", "BMP", "GIF", "MPO", "TIFF", "WEBP", "AVIF", "HEIF")
+
+_HEIF = None
+
+
+def pil_image():
+    """PIL.Image (with the HEIC/HEIF opener registered when pillow-heif is installed), or a
+    one-line MissingExtraError naming Pillow."""
+    global _HEIF
+    try:
+        from PIL import Image
+    except ImportError:
+        raise MissingExtraError("reading images", missing="pillow") from None
+    if _HEIF is None:
+        try:
+            from pillow_heif import register_heif_opener
+
+            register_heif_opener()
+            _HEIF = True
+        except Exception:  # noqa: BLE001 - not installed or no wheel: HEIC stays unreadable
+            _HEIF = False
+    return Image
+
+
+def heif_supported() -> bool:
+    pil_image()
+    return bool(_HEIF)
+
+
+def _scaled_to_8bit(im) -> "object":
+    """A 16-bit, 32-bit integer or float image as 8-bit grayscale (``L``), not clipped."""
+    Image = pil_image()
+    a = np.asarray(im)
+    if im.mode == "F":
+        x = a.astype(np.float64)
+        finite = x[np.isfinite(x)]
+        if finite.size and finite.min() >= 0.0 and finite.max() <= 1.0:
+            x = x * 255.0
+        out = np.clip(np.nan_to_num(x), 0, 255)
+    else:
+        x = a.astype(np.int64)
+        if im.mode.startswith("I;16") or (im.mode == "I" and im.format == "PNG"):
+            bits = 16
+        else:
+            top = int(x.max()) if x.size else 0
+            bits = 8 if top <= 255 else 16 if top <= 65535 else 32
+        out = np.clip(x, 0, None) * (255.0 / (2 ** bits - 1))
+    return Image.fromarray(np.round(out).astype(np.uint8), "L")
+
+
+def _srgb(im):
+    """``im`` converted from its embedded ICC profile to sRGB (RGB or L out), or as it is when
+    it has none or it is already sRGB."""
+    icc = im.info.get("icc_profile")
+    if not icc:
+        return im
+    try:
+        from PIL import ImageCms
+    except ImportError:  # Pillow built without LittleCMS: colours are taken as they are
+        return im
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        description = (ImageCms.getProfileDescription(source) or "").strip()
+    except (OSError, ImageCms.PyCMSError):
+        return im  # a damaged profile: the pixels are still readable
+    if "srgb" in description.lower().replace(" ", "").replace("-", ""):
+        return im
+    mode = {"L": "L", "LA": "LA"}.get(im.mode, "RGBA" if "A" in im.mode else "RGB")
+    if im.mode not in ("RGB", "RGBA", "L", "LA", "CMYK"):
+        im = im.convert("RGBA" if "A" in im.mode else "RGB")
+    try:
+        return ImageCms.profileToProfile(im, source, ImageCms.createProfile("sRGB"),
+                                         outputMode=mode)
+    except (OSError, ValueError, ImageCms.PyCMSError):
+        return im
+
+
+def _8bit(im):
+    """16-bit, 32-bit and float images scaled to 8 bits (before any colour conversion, which
+    would clip them)."""
+    if im.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
+        scaled = _scaled_to_8bit(im)
+        scaled.info = dict(im.info)
+        return scaled
+    return im
+
+
+def _rgb(im):
+    """An 8-bit Pillow image of any mode as RGB, transparency on ``BACKGROUND``."""
+    Image = pil_image()
+    if im.mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = im.convert("RGBA")
+        base = Image.new("RGBA", rgba.size, BACKGROUND + (255,))
+        return Image.alpha_composite(base, rgba).convert("RGB")
+    return im if im.mode == "RGB" else im.convert("RGB")
+
+
+def _describe(path: str) -> str:
+    """What a file is, for the error: its format if Pillow knows it, else its first bytes."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    if not head:
+        return "an empty file"
+    if head[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypmsf1", b"ftypheim",
+                      b"ftyphevc") and not heif_supported():
+        return "a HEIC/HEIF image, and pillow-heif is not installed (pip install pillow-heif)"
+    return f"not an image format edgecnn reads (starts with {head[:8]!r})"
+
+
+def decode_image(path) -> np.ndarray:
+    """An image file as uint8 RGB (height, width, 3), upright and in sRGB (module docstring).
+    A file that is not a readable image is a one-line EdgecnnError naming it."""
+    Image = pil_image()
+    path = os.fspath(path)
+    try:
+        with Image.open(path) as im:
+            fmt = im.format
+            if getattr(im, "n_frames", 1) > 1:
+                im.seek(0)
+            im.load()
+            from PIL import ImageOps
+
+            upright = ImageOps.exif_transpose(im) or im
+            upright.format = fmt
+            if "icc_profile" in im.info and "icc_profile" not in upright.info:
+                upright.info["icc_profile"] = im.info["icc_profile"]
+            rgb = _rgb(_srgb(_8bit(upright)))
+            return np.asarray(rgb, dtype=np.uint8)
+    except Image.UnidentifiedImageError:
+        raise EdgecnnError(f"cannot read image {path}: {_describe(path)}; remove it or "
+                           f"replace it with a jpg/png/webp/heic photo") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        what = f"a damaged {fmt} image" if "fmt" in locals() and fmt else "unreadable"
+        raise EdgecnnError(f"cannot read image {path}: {what} ({str(exc).splitlines()[0]}); "
+                           f"remove it or replace it with a valid jpg/png") from None
