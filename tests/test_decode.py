@@ -299,3 +299,45 @@ def test_load_image_decodes_through_the_one_decoder(tmp_path):
     """eval/predict/calibration's reading of a sideways phone photo is upright."""
     path = with_orientation(tmp_path, 6)
     assert np.array_equal(load_image(str(path), 64), load_image(PHOTO, 64))
+
+
+def test_32_bit_integer_images_are_scaled_by_their_range(tmp_path):
+    """Values beyond 16 bits: scaled by the image's maximum (here 255 * 65793, 24 bits)."""
+    from PIL import Image
+
+    gray = np.asarray(photo().convert("L"), np.int32)
+    Image.fromarray(gray * 65793, "I").save(tmp_path / "i32.tiff")  # 0-255 -> 0-2^24-1
+    want = np.round(gray * 255.0 / gray.max())  # the brightest pixel becomes 255
+    assert np.abs(decode_image(tmp_path / "i32.tiff")[..., 0].astype(int) - want).max() <= 1
+
+
+def test_one_file_gives_the_same_pixels_through_every_reading_path(tmp_path):
+    """A sideways Adobe RGB phone JPEG through predict's and eval's reading (TfliteModel.read),
+    calibration's (load_images), bench --input's (make_inputs) and the plain decode+resize:
+    the same input pixels everywhere."""
+    from PIL import Image, ImageCms
+
+    from edgecnn.data.labelled import load_images, scan
+    from edgecnn.runtime import tflite as rt
+    from edgecnn.runtime.bench import make_inputs
+    from edgecnn.runtime.evaluate import TfliteModel
+
+    adobe = _profile("AdobeRGB1998")
+    im = ImageCms.profileToProfile(photo(), ImageCms.createProfile("sRGB"), adobe,
+                                   outputMode="RGB").transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    folder = tmp_path / "data" / "cat"
+    folder.mkdir(parents=True)
+    path = folder / "phone.jpg"
+    im.save(path, exif=exif.tobytes(), icc_profile=adobe.tobytes(), **JPEG)
+
+    model = TfliteModel(OFFICIAL)
+    want = load_image(str(path), model.size, model.crop, model.resize, model.fit)
+    assert want.shape == (128, 128, 3)
+    assert np.array_equal(model.read(str(path)), want)
+    assert np.array_equal(load_images(scan(str(tmp_path / "data")), 128).images[0],
+                          load_image(str(path), 128))
+    interpreter = rt.load_interpreter(open(OFFICIAL, "rb").read())
+    (tensor,), _ = make_inputs(interpreter, model.card, image=str(path))
+    assert np.array_equal(tensor[0], model.card.pixels_to_input(load_image(str(path), 128)[None])[0])

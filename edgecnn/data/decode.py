@@ -10,9 +10,9 @@ What cameras and phones write, and what is done to it (``decode_image``):
   profiles such as P3 take as relative colorimetric). sRGB-tagged and untagged images are
   taken as sRGB unchanged.
 - **Bit depth**: 16-bit images (``I;16``: 16-bit grayscale PNG and TIFF) are scaled to 8 bits
-  by rounding ``x / 257``; 32-bit integer images (``I``) by the range their type implies: a
-  16-bit PNG (Pillow reads some as ``I``) as 16-bit, otherwise the smallest of 8, 16 or 32
-  bits that holds the largest value; float images (``F``) as 0-1 when every value is within
+  by rounding ``x / 257``; 32-bit integer images (``I``): a 16-bit PNG (Pillow reads some as
+  ``I``) as 16-bit, otherwise as 8-bit or 16-bit when the values fit, else scaled by their
+  own maximum; float images (``F``) as 0-1 when every value is within
   [0, 1], else as 0-255, clipped. 16-bit RGB PNGs are read by Pillow at their high bytes.
 - **Transparency** (RGBA, LA, palette with transparency): composited on white
   (``BACKGROUND``), as a viewer shows it on a white page.
@@ -80,12 +80,12 @@ def _scaled_to_8bit(im) -> "object":
         out = np.clip(np.nan_to_num(x), 0, 255)
     else:
         x = a.astype(np.int64)
+        top = int(x.max()) if x.size else 0
         if im.mode.startswith("I;16") or (im.mode == "I" and im.format == "PNG"):
-            bits = 16
+            full = 65535
         else:
-            top = int(x.max()) if x.size else 0
-            bits = 8 if top <= 255 else 16 if top <= 65535 else 32
-        out = np.clip(x, 0, None) * (255.0 / (2 ** bits - 1))
+            full = 255 if top <= 255 else 65535 if top <= 65535 else top
+        out = np.clip(x, 0, None) * (255.0 / full)
     return Image.fromarray(np.round(out).astype(np.uint8), "L")
 
 
