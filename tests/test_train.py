@@ -40,9 +40,23 @@ def _env():
     return env
 
 
+#: The command as a terminal starts it: Ctrl-C handled by Python's default handler and not
+#: blocked. A child inherits an ignored or blocked SIGINT from the process that starts it;
+#: inside a long pytest worker (TensorFlow and other libraries loaded, many tests run) the
+#: child was seen ignoring SIGINT (twice in make test-slow, never alone).
+CLI = ("import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+       "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT}); "
+       "from edgecnn.cli import main; main()")
+
+
+def _sigint_state() -> str:
+    """This process's SIGINT disposition and mask, for failure messages."""
+    return (f"test process SIGINT handler {signal.getsignal(signal.SIGINT)!r}, blocked "
+            f"{signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])}")
+
+
 def _edgecnn(*args, **kwargs):
-    return subprocess.Popen([sys.executable, "-c", "from edgecnn.cli import main; main()",
-                             *args], env=_env(),
+    return subprocess.Popen([sys.executable, "-c", CLI, *args], env=_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             **kwargs)
 
@@ -242,7 +256,7 @@ def test_resume_after_ctrl_c_then_kill(tmp_path):
     proc = _edgecnn("train", *TINY, "--epochs", str(epochs), "--no-cosine",
                     "--warmup-epochs", "0", "-o", str(run))
     out = _kill_mid_epoch(proc, run, 2, signal.SIGINT)  # two rows: one a steady epoch
-    assert proc.returncode == 130, out[-2000:]
+    assert proc.returncode == 130, _sigint_state() + "\n" + out[-2000:]
     assert f"edgecnn train --resume {run}" in out and "Traceback" not in out
     before = _rows(run)
     done = json.loads((run / "state.json").read_text())["epochs_done"]

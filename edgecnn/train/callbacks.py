@@ -14,8 +14,13 @@ from ..utils.progress import Progress
 def interrupt_deferred():
     """Hold a Ctrl-C (SIGINT) that arrives inside the block until the block ends, then raise
     KeyboardInterrupt, so an epoch's log row, checkpoint and state are written together. A
-    hard kill can still fall between them; ``--resume`` trims the log to the checkpoint."""
+    hard kill can still fall between them; ``--resume`` trims the log to the checkpoint.
+    A process started with Ctrl-C ignored (a background job of a shell script, nohup) keeps
+    ignoring it here too."""
     received = []
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        yield
+        return
     try:
         previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
     except ValueError:  # not the main thread: signals cannot be handled here anyway
