@@ -106,9 +106,9 @@ def _srgb(im):
         return im  # a damaged profile: the pixels are still readable
     if "srgb" in description.lower().replace(" ", "").replace("-", ""):
         return im
-    mode = {"L": "L", "LA": "LA"}.get(im.mode, "RGBA" if "A" in im.mode else "RGB")
-    if im.mode not in ("RGB", "RGBA", "L", "LA", "CMYK"):
-        im = im.convert("RGBA" if "A" in im.mode else "RGB")
+    mode = "L" if im.mode == "L" else "RGBA" if "A" in im.mode else "RGB"
+    if im.mode not in ("RGB", "RGBA", "L", "CMYK"):
+        im = im.convert(mode)
     try:
         return ImageCms.profileToProfile(im, source, ImageCms.createProfile("sRGB"),
                                          outputMode=mode)
@@ -157,6 +157,8 @@ def decode_image(path) -> np.ndarray:
     """An image file as uint8 RGB (height, width, 3), upright and in sRGB (module docstring).
     A file that is not a readable image is a one-line EdgecnnError naming it."""
     Image = pil_image()
+    from PIL import ImageOps
+
     path = os.fspath(path)
     try:
         with Image.open(path) as im:
@@ -164,8 +166,6 @@ def decode_image(path) -> np.ndarray:
             if getattr(im, "n_frames", 1) > 1:
                 im.seek(0)
             im.load()
-            from PIL import ImageOps
-
             upright = ImageOps.exif_transpose(im) or im
             upright.format = fmt
             if "icc_profile" in im.info and "icc_profile" not in upright.info:

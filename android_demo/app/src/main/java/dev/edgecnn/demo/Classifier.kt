@@ -36,6 +36,7 @@ class Classifier private constructor(
     private val card = assets.card
     private val input: ByteBuffer
     private val output: ByteBuffer
+    private var framePixels = IntArray(0)  // reused frame to frame (same camera size)
 
     init {
         val tensor = interpreter.getInputTensor(0)
@@ -53,9 +54,9 @@ class Classifier private constructor(
 
     /** Classifies a camera frame, turned clockwise by [rotationDegrees] to stand upright. */
     fun classify(frame: Bitmap, rotationDegrees: Int, k: Int = 3): Classification {
-        val pixels = IntArray(frame.width * frame.height)
-        frame.getPixels(pixels, 0, frame.width, 0, 0, frame.width, frame.height)
-        fill(ModelInput.square(RgbImage(frame.width, frame.height, pixels), rotationDegrees, card))
+        if (framePixels.size != frame.width * frame.height) framePixels = IntArray(frame.width * frame.height)
+        frame.getPixels(framePixels, 0, frame.width, 0, 0, frame.width, frame.height)
+        fill(ModelInput.square(RgbImage(frame.width, frame.height, framePixels), rotationDegrees, card))
         val ms = invoke()
         output.rewind()
         val probabilities = Scores.probabilities(Scores.dequantize(output, card.output), card)
