@@ -33,10 +33,16 @@ demo: $(STAMP)
 	$(BIN)/edgecnn convert mobilenet --alpha 0.75 --int8 -o $(DEMO_DIR)/mobilenet_0.75_224_int8.tflite
 	$(BIN)/edgecnn bench $(DEMO_RUN)/model_int8.tflite $(DEMO_DIR)/mobilenet_0.75_224_int8.tflite
 
+# the real phone photos some tests read (pillow-heif's sdist from the package index, once,
+# checked against its SHA-256: tools/phone_photos.py)
+PHOTOS := $(BIN)/python tools/phone_photos.py --fetch
+
 test: $(STAMP)
+	$(PHOTOS)
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 test-slow: $(STAMP)
+	$(PHOTOS)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -m slow --timeout 1500 -rf $(PYTEST_ARGS)
 
 # android_demo's Android-free Kotlin (app/src/main/.../core) compiled with the real Kotlin

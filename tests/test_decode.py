@@ -281,18 +281,22 @@ def test_eval_reads_the_variants_as_predict_does(tmp_path):
     one counted, every one right."""
     (tmp_path / "make").mkdir()
     files = variants(tmp_path / "make")
-    first = CliRunner().invoke(cli, ["predict", OFFICIAL, PHOTO, "--json"])
-    label = json.loads(first.stdout)[0]["top"][0]["label"]
-    folder = tmp_path / "data" / label  # a class folder named as the model names the class
+    report = eval_one_class(tmp_path / "data", PHOTO, files)
+    assert report["samples"] == len(files), report
+    assert report["top1"] == pytest.approx(100.0), report  # percent
+
+
+def eval_one_class(data, reference, files):
+    """``edgecnn eval``'s JSON report on a folder of ``files`` (name -> path), all in one class
+    folder named as the model names ``reference``'s top-1 class."""
+    first = CliRunner().invoke(cli, ["predict", OFFICIAL, str(reference), "--json"])
+    folder = data / json.loads(first.stdout)[0]["top"][0]["label"]
     folder.mkdir(parents=True)
     for name, path in files.items():
         (folder / f"{name}{os.path.splitext(str(path))[1]}").write_bytes(open(path, "rb").read())
-    result = CliRunner().invoke(cli, ["eval", OFFICIAL, "--data", str(tmp_path / "data"),
-                                      "--json"])
+    result = CliRunner().invoke(cli, ["eval", OFFICIAL, "--data", str(data), "--json"])
     assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)
-    assert report["samples"] == len(files), report
-    assert report["top1"] == pytest.approx(100.0), report  # percent
+    return json.loads(result.stdout)
 
 
 def test_load_image_decodes_through_the_one_decoder(tmp_path):

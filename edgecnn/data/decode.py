@@ -7,8 +7,9 @@ What cameras and phones write, and what is done to it (``decode_image``):
   that turns it upright is read upright, as every viewer shows it.
 - **Colour profiles**: an embedded ICC profile other than sRGB (Display P3, Adobe RGB, a CMYK
   press profile) is converted to sRGB with LittleCMS (perceptual intent, which matrix-shaper
-  profiles such as P3 take as relative colorimetric). sRGB-tagged and untagged images are
-  taken as sRGB unchanged.
+  profiles such as P3 take as relative colorimetric). Untagged images, and images whose
+  profile is sRGB in effect (it moves no colour by more than one level, whatever its name),
+  are taken as sRGB unchanged.
 - **Bit depth**: 16-bit images (``I;16``: 16-bit grayscale PNG and TIFF) are scaled to 8 bits
   by rounding ``x / 257``; 32-bit integer images (``I``): a 16-bit PNG (Pillow reads some as
   ``I``) as 16-bit, otherwise as 8-bit or 16-bit when the values fit, else scaled by their
@@ -25,6 +26,7 @@ What cameras and phones write, and what is done to it (``decode_image``):
 """
 from __future__ import annotations
 
+import functools
 import io
 import os
 
@@ -89,29 +91,62 @@ def _scaled_to_8bit(im) -> "object":
     return Image.fromarray(np.round(out).astype(np.uint8), "L")
 
 
-def _srgb(im):
-    """``im`` converted from its embedded ICC profile to sRGB (RGB or L out), or as it is when
-    it has none or it is already sRGB."""
-    icc = im.info.get("icc_profile")
-    if not icc:
-        return im
+#: an RGB lattice (17 levels a channel) that tells an sRGB profile from a different one
+_PROBE_LEVELS = np.linspace(0, 255, 17).round().astype(np.uint8)
+
+
+def _probe(mode: str):
+    Image = pil_image()
+    if mode == "L":
+        return Image.fromarray(np.arange(256, dtype=np.uint8).reshape(16, 16), "L")
+    grid = np.stack(np.meshgrid(_PROBE_LEVELS, _PROBE_LEVELS, _PROBE_LEVELS), -1)
+    rgb = Image.fromarray(grid.reshape(17 * 17, 17, 3), "RGB")
+    return rgb.convert(mode) if mode != "RGB" else rgb
+
+
+@functools.lru_cache(maxsize=32)
+def _to_srgb(icc: bytes, mode: str):
+    """A LittleCMS transform from the profile ``icc`` (images of ``mode``) to sRGB and its output
+    mode, or None when there is nothing to convert: the profile is sRGB in effect (it maps
+    every colour of a 17-level lattice to within one level of itself, whatever its name says;
+    a "DCI-P3 ... with sRGB Transfer" profile is not), it is damaged, or LittleCMS cannot
+    convert that mode."""
     try:
         from PIL import ImageCms
     except ImportError:  # Pillow built without LittleCMS: colours are taken as they are
-        return im
+        return None
+    out = "RGBA" if mode == "RGBA" else "RGB"  # a gray profile's sRGB is gray RGB
     try:
         source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-        description = (ImageCms.getProfileDescription(source) or "").strip()
-    except (OSError, ImageCms.PyCMSError):
-        return im  # a damaged profile: the pixels are still readable
-    if "srgb" in description.lower().replace(" ", "").replace("-", ""):
+        transform = ImageCms.buildTransform(source, ImageCms.createProfile("sRGB"), mode, out)
+        if mode in ("RGB", "RGBA", "L"):
+            probe = _probe(mode)
+            before = np.asarray(probe.convert(out), np.int16)
+            moved = np.abs(np.asarray(ImageCms.applyTransform(probe, transform), np.int16)
+                           - before)
+            if moved.max() <= 1:
+                return None
+    except (OSError, ValueError, ImageCms.PyCMSError):
+        return None  # a damaged profile, or a mode it cannot take: the pixels stay readable
+    return transform, out
+
+
+def _srgb(im):
+    """``im`` converted from its embedded ICC profile to sRGB (RGB or RGBA out), or as it is
+    when it has none or its profile is sRGB in effect."""
+    icc = im.info.get("icc_profile")
+    if not icc:
         return im
-    mode = "L" if im.mode == "L" else "RGBA" if "A" in im.mode else "RGB"
     if im.mode not in ("RGB", "RGBA", "L", "CMYK"):
-        im = im.convert(mode)
+        im = im.convert("RGBA" if "A" in im.mode else "RGB")
+    found = _to_srgb(bytes(icc), im.mode)
+    if found is None:
+        return im
+    from PIL import ImageCms
+
+    transform, _ = found
     try:
-        return ImageCms.profileToProfile(im, source, ImageCms.createProfile("sRGB"),
-                                         outputMode=mode)
+        return ImageCms.applyTransform(im, transform)
     except (OSError, ValueError, ImageCms.PyCMSError):
         return im
 
