@@ -234,3 +234,26 @@ def test_a_folder_of_phone_formats_trains_on_every_file(tmp_path, photo_folder):
     files, labels, classes, skipped = pipeline.scan_folder(str(root))
     assert skipped == 0 and classes == ["a", "b"]
     assert len(files) == (6 if heif_supported() else 4)
+
+
+def test_16_bit_rgb_from_other_writers_is_scaled_not_clipped(tmp_path):
+    """16-bit RGB and RGBA files as libpng (TensorFlow's PNG encoder) and tifffile write them
+    (Pillow writes no 16-bit colour files): read at 8 bits within 1 level of ``x / 257``, the
+    same through training's decode, not clipped to white."""
+    import tifffile
+    from test_decode import original
+
+    from edgecnn.data.decode import decode_image
+
+    rng = np.random.default_rng(0)
+    rgb = np.round(original() * 257.0 * 0.6 + rng.integers(0, 256, original().shape)).astype(
+        np.uint16)  # 60 % of the range, the low byte not zero
+    rgba = np.dstack([rgb, np.full(rgb.shape[:2], 65535, np.uint16)])
+    want = np.round(rgb / 257.0)
+    for name, pixels in (("rgb", rgb), ("rgba", rgba)):
+        (tmp_path / f"{name}16.png").write_bytes(tf.io.encode_png(tf.constant(pixels)).numpy())
+        tifffile.imwrite(tmp_path / f"{name}16.tif", pixels, photometric="rgb")
+        for path in (tmp_path / f"{name}16.png", tmp_path / f"{name}16.tif"):
+            out = decode_image(path)
+            assert np.abs(out.astype(int) - want).max() <= 1, path.name
+            assert np.array_equal(pipeline._decode_file(tf.constant(str(path))).numpy(), out)

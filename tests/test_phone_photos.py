@@ -215,3 +215,14 @@ def test_eval_reads_the_phone_photos_as_predict_does(tmp_path):
     files = pug_variants(tmp_path / "make")
     report = eval_one_class(tmp_path / "data", files["original"], files)
     assert report["samples"] == len(files) and report["top1"] == pytest.approx(100.0), report
+
+
+def test_training_decodes_the_phone_photos_as_predict_does():
+    """The sideways iPhone HEIC and the Samsung P3 HEIC through training's decode (inside
+    tf.data): the same pixels as decode_image, bit for bit."""
+    tf = pytest.importorskip("tensorflow")
+    from edgecnn.data import pipeline
+
+    for member in (ARROW, SAMSUNG):
+        got = pipeline._decode_file(tf.constant(real(member))).numpy()
+        assert np.array_equal(got, decode_image(real(member))), member

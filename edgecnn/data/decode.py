@@ -14,7 +14,8 @@ What cameras and phones write, and what is done to it (``decode_image``):
   by rounding ``x / 257``; 32-bit integer images (``I``): a 16-bit PNG (Pillow reads some as
   ``I``) as 16-bit, otherwise as 8-bit or 16-bit when the values fit, else scaled by their
   own maximum; float images (``F``) as 0-1 when every value is within
-  [0, 1], else as 0-255, clipped. 16-bit RGB PNGs are read by Pillow at their high bytes.
+  [0, 1], else as 0-255, clipped. 16-bit RGB/RGBA PNGs and TIFFs Pillow reads at their
+  high bytes (within 1 level of ``x / 257``).
 - **Transparency** (RGBA, LA, palette with transparency): composited on white
   (``BACKGROUND``), as a viewer shows it on a white page.
 - **Modes**: grayscale and 1-bit become gray RGB, palette images their colours, CMYK (without a
