@@ -26,8 +26,15 @@ def _name(path_or_bytes, name: str | None) -> str:
         os.fspath(path_or_bytes)
 
 
+#: the last bytes verified and what verify_model parsed of them (read-only): a command that
+#: reads a model's card, graph and interpreter from the same bytes verifies them once
+_LAST_VERIFIED: list = []
+
+
 def _read_verified(path_or_bytes, name: str | None = None) -> tuple[bytes, dict]:
     name = _name(path_or_bytes, name)
+    if _LAST_VERIFIED and _LAST_VERIFIED[0][0] is path_or_bytes:
+        return _LAST_VERIFIED[0]  # the same bytes object (immutable): the same answer
     if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
         data = bytes(path_or_bytes)
     else:
@@ -41,7 +48,9 @@ def _read_verified(path_or_bytes, name: str | None = None) -> tuple[bytes, dict]
                 data = f.read()
         except OSError as exc:
             raise EdgecnnError(f"cannot read {path}: {exc.strerror or exc}") from None
-    return data, verify_model(data, name)
+    verified = (data, verify_model(data, name))
+    _LAST_VERIFIED[:] = [verified]
+    return verified
 
 
 def read_model(path_or_bytes, name: str | None = None) -> bytes:
