@@ -129,6 +129,7 @@ def test_folding_a_qat_model_keeps_its_outputs(tmp_path):
         1.1 * abs(kept_logits - keras_logits).mean() + step
 
 
+@pytest.mark.slow  # 40-57 s: out of the default set (kept near 10 min)
 def test_qat_keeps_the_pixel_normalization_fixed_and_its_range_exact():
     """Fine-tuning leaves the normalization alone, and its output quantizer covers exactly
     the normalized pixel range (tfmot's default [-6, 6] would waste 3/4 of the steps)."""
@@ -149,6 +150,7 @@ def test_qat_keeps_the_pixel_normalization_fixed_and_its_range_exact():
     assert ranges["post_activation_max:0"] == pytest.approx(1.0, abs=0.02)
 
 
+@pytest.mark.slow  # 40-57 s: out of the default set (kept near 10 min)
 def test_distillation_brings_the_quantized_model_to_the_float_one(tmp_path, photos):
     """QAT without labels: the fake-quantized model learns the float model's outputs on
     unlabelled photos; its divergence from the teacher falls, and the converted int8 model
@@ -184,6 +186,7 @@ def test_distillation_brings_the_quantized_model_to_the_float_one(tmp_path, phot
     assert divergence(logits) < 0.8 * before
 
 
+@pytest.mark.slow  # 40-57 s: out of the default set (kept near 10 min)
 def test_hard_swish_read_by_a_residual_add_folds_too(tmp_path):
     """V3 Large's stem hard-swish feeds the first block's residual ADD: the conv on the
     ADD's other side takes the factor as well, and every hard-swish folds."""

@@ -140,6 +140,7 @@ def test_rerun_redoes_nothing_and_a_lost_result_redoes_only_that_point(grid, cou
     json.loads((folder / "mobilenet_0.25_48_int8.bench.json").read_text())
 
 
+@pytest.mark.slow  # 40-57 s: out of the default set (kept near 10 min)
 def test_parallel_conversions_give_the_same_tables_and_resume(grid, tmp_path):
     """--jobs 2: the points are converted in two worker processes first, then benchmarked
     one at a time; the tables equal the one-process sweep's apart from the timings, and a
