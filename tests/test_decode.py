@@ -181,6 +181,15 @@ def test_transparency_is_composited_on_white(tmp_path):
     blend = (original()[:, 40:].astype(int) * 128 + 255 * 127 + 127) // 255
     assert np.abs(out[:, 40:] - blend).max() <= 1
     assert decode.BACKGROUND == (255, 255, 255)
+    # a palette image with a transparent index and a colour profile: still white there
+    palette = photo().quantize(255)
+    pixels = np.asarray(palette).copy()
+    pixels[:, :40] = 255  # the one index no photo colour uses, made transparent
+    tagged = Image.fromarray(pixels, "P")
+    tagged.putpalette(palette.getpalette() + [0, 0, 0])  # index 255: black, transparent
+    tagged.save(tmp_path / "palette.png", transparency=255,
+                icc_profile=_profile("AdobeRGB1998").tobytes())
+    assert (decode_image(tmp_path / "palette.png")[:, :40] == 255).all()
 
 
 def test_heic_and_avif_are_read(tmp_path):

@@ -139,7 +139,7 @@ def _srgb(im):
     if not icc:
         return im
     if im.mode not in ("RGB", "RGBA", "L", "CMYK"):
-        im = im.convert("RGBA" if "A" in im.mode else "RGB")
+        im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")
     found = _to_srgb(bytes(icc), im.mode)
     if found is None:
         return im
