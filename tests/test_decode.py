@@ -212,6 +212,10 @@ def test_heic_and_avif_are_read(tmp_path):
     ("text", ["notes.png", "not an image format edgecnn reads"]),
     ("truncated", ["cut.jpg", "JPEG"]),
     ("heic-without-pillow-heif", ["phone.heic", "pillow-heif is not installed"]),
+    ("pdf", ["figure.pdf", "a PDF document"]),
+    ("svg", ["figure.svg", "an SVG drawing"]),
+    ("zip", ["photos.zip", "a ZIP archive"]),
+    ("camera-raw", ["IMG_0001.DNG", "a camera raw file (DNG)", "JPEG or HEIC"]),
 ])
 def test_unreadable_files_are_one_line_errors(case, fragments, tmp_path, monkeypatch):
     from PIL import Image
@@ -226,6 +230,19 @@ def test_unreadable_files_are_one_line_errors(case, fragments, tmp_path, monkeyp
         buf = io.BytesIO()
         photo().save(buf, "JPEG")
         path.write_bytes(buf.getvalue()[:2000])
+    elif case in ("pdf", "svg"):  # what matplotlib writes (not on the light install)
+        pyplot = pytest.importorskip("matplotlib.pyplot")
+        figure = pyplot.figure(figsize=(2, 2))
+        figure.gca().imshow(original())
+        figure.savefig(path)
+        pyplot.close(figure)
+    elif case == "zip":
+        import zipfile
+
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.write(PHOTO, "chelsea.png")
+    elif case == "camera-raw":  # refused by its extension: a raw file's first image is a preview
+        photo().save(path, "TIFF")
     else:
         if not decode.heif_supported():
             pytest.skip("pillow-heif has no wheel here")

@@ -23,7 +23,8 @@ What cameras and phones write, and what is done to it (``decode_image``):
 - **Animations** (GIF, APNG, WebP, multi-page TIFF): the first frame.
 - **Formats**: JPEG, PNG, BMP, GIF, TIFF, WebP, AVIF (Pillow's own plugins) and HEIC/HEIF
   (``pillow-heif``, in the light install). Anything else is one line naming the file and
-  what it is; folders skip and count such files.
+  what it is (a PDF, an SVG drawing, a video, a camera raw file, whose sensor data is not
+  developed here); folders skip and count such files.
 """
 from __future__ import annotations
 
@@ -174,18 +175,42 @@ def _rgb(im):
     return im if im.mode == "RGB" else im.convert("RGB")
 
 
+#: camera raw files: TIFF-like containers whose first image is a small preview; edgecnn does
+#: not develop raw sensor data (a raw developer, or the camera's JPEG, gives the photo)
+RAW_EXTENSIONS = (".dng", ".cr2", ".cr3", ".nef", ".nrw", ".arw", ".orf", ".rw2", ".raf",
+                  ".pef", ".srw", ".raw")
+#: what some files that are not photos are, by their first bytes
+_NOT_PHOTOS = ((b"%PDF", "a PDF document"), (b"<svg", "an SVG drawing"),
+               (b"PK\x03\x04", "a ZIP archive"), (b"\x1aE\xdf\xa3", "a video (WebM/MKV)"),
+               (b"RIFF", "a RIFF file (AVI/WAV)"))
+_HEIF_BRANDS = (b"heic", b"heix", b"mif1", b"msf1", b"heim", b"hevc", b"heis", b"hevx")
+
+
 def _describe(path: str) -> str:
     """What a file is, for the error: its format if Pillow knows it, else its first bytes."""
     try:
         with open(path, "rb") as f:
-            head = f.read(16)
+            head = f.read(256)
     except OSError as exc:
         return exc.strerror or str(exc)
     if not head:
         return "an empty file"
-    if head[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypmsf1", b"ftypheim",
-                      b"ftyphevc") and not heif_supported():
-        return "a HEIC/HEIF image, and pillow-heif is not installed (pip install pillow-heif)"
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in (b"avif", b"avis"):
+            return "an AVIF image, and this Pillow cannot read AVIF (pip install -U pillow)"
+        if brand in _HEIF_BRANDS:
+            if not heif_supported():
+                return ("a HEIC/HEIF image, and pillow-heif is not installed (pip install "
+                        "pillow-heif)")
+            return f"a HEIF file of brand {brand.decode('latin-1')!r} that pillow-heif cannot read"
+        return f"a video or audio file (MP4/MOV, brand {brand.decode('latin-1').strip()!r})"
+    for magic, what in _NOT_PHOTOS:
+        if head.startswith(magic) and not (magic == b"RIFF" and head[8:12] == b"WEBP"):
+            return what
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith(b"<?xml") and b"<svg" in head.lower() or text.startswith(b"<svg"):
+        return "an SVG drawing"
     return f"not an image format edgecnn reads (starts with {head[:8]!r})"
 
 
@@ -196,6 +221,10 @@ def decode_image(path) -> np.ndarray:
     from PIL import ImageOps
 
     path = os.fspath(path)
+    if path.lower().endswith(RAW_EXTENSIONS):
+        raise EdgecnnError(f"cannot read image {path}: a camera raw file "
+                           f"({os.path.splitext(path)[1][1:].upper()}), whose sensor data edgecnn "
+                           f"does not develop; give the camera's JPEG or HEIC, or export one")
     try:
         with Image.open(path) as im:
             fmt = im.format
