@@ -151,24 +151,17 @@ def test_auto_augmentation_decides_by_the_data(tmp_path, large_photo_folder):
 
 def test_flip_and_crop_do_what_they_say(photos):
     image = tf.constant(photos(32)[0])
-
-    def seed(k):
-        return tf.constant([k, 7], tf.int64)
-
     flip_only = pipeline._train_map(32, pipeline.Augment(None, flip=True))
-    outs = [flip_only(image, 0, seed(k))[0].numpy() for k in range(24)]
+    outs = [flip_only(image, 0)[0].numpy() for _ in range(24)]
     flipped = [np.array_equal(o, image.numpy()[:, ::-1]) for o in outs]
     same = [np.array_equal(o, image.numpy()) for o in outs]
     assert all(f or s for f, s in zip(flipped, same)) and any(flipped) and any(same)
     never = pipeline._train_map(32, pipeline.AUGMENT_PRESETS["none"])
-    assert all(np.array_equal(never(image, 0, seed(k))[0].numpy(), image.numpy())
-               for k in range(5))
+    assert all(np.array_equal(never(image, 0)[0].numpy(), image.numpy()) for _ in range(5))
     crop = pipeline._train_map(32, pipeline.Augment((0.2, 0.5), flip=False))
-    crops = [crop(image, 0, seed(k))[0].numpy() for k in range(4)]
+    crops = [crop(image, 0)[0].numpy() for _ in range(4)]
     assert all(c.shape == (32, 32, 3) for c in crops)
     assert not any(np.allclose(c, image.numpy(), atol=1) for c in crops)
-    assert not np.array_equal(crops[0], crops[1])  # another seed, another crop
-    assert np.array_equal(crop(image, 0, seed(0))[0].numpy(), crops[0])  # the same, the same
 
 
 def test_normalization_is_the_models(photos):

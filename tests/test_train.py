@@ -299,29 +299,6 @@ def test_defaults_learn_a_folder_of_small_digit_images(tmp_path):
     assert config["augment"] == "auto" and config["augmentation"]["preset"] == "light"
 
 
-def test_the_seed_starts_the_same_run(tmp_path):
-    """--seed: the same seed gives the same split, the same first augmented batch (random
-    crops and flips, drawn in parallel) and the same initial weights; another seed, others."""
-    from edgecnn.jobs.train.config import TrainConfig
-    from edgecnn.jobs.train.context import load_data, start_run
-    from edgecnn.jobs.train.float import build_float
-
-    def start(seed, name):
-        config = TrainConfig(name="mobilenet", alpha=0.25, resolution=32, dataset="digits",
-                             limit=64, batch_size=16, augment="standard", seed=seed)
-        ctx, _ = start_run(config, str(tmp_path / name), resume=False, quiet=True)
-        load_data(ctx)
-        images, _ = next(iter(ctx.splits.train))
-        weights = build_float(ctx.config, ctx.classes).get_weights()
-        return ctx.splits.val_arrays()[1], images.numpy(), weights
-
-    first, again, other = start(1, "a"), start(1, "b"), start(2, "c")
-    assert np.array_equal(first[0], again[0]) and np.array_equal(first[1], again[1])
-    assert all(np.array_equal(a, b) for a, b in zip(first[2], again[2]))
-    assert not np.array_equal(first[1], other[1])
-    assert not all(np.array_equal(a, b) for a, b in zip(first[2], other[2]))
-
-
 def test_warmup_cosine_schedule():
     from edgecnn.train.schedule import WarmupCosine
 

@@ -68,10 +68,7 @@ from .options import (WEIGHTS_HELP, alpha_resolution_options, family_flags, fami
                    "per class, standard otherwise.")
 @click.option("--limit", type=click.IntRange(min=2), default=None,
               help="Use at most this many images (a random, class-mixed subset).")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Seeds the initial weights, the train/validation split, --limit's subset, "
-                   "the shuffling and the augmentation: the same seed starts the same run "
-                   "(TensorFlow's multi-threaded CPU kernels can still differ in the last bits).")
+@click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--strategy", type=click.Choice(["auto", "one", "mirrored", "multiworker"]),
               default="auto", show_default=True,
               help="tf.distribute: one device, MirroredStrategy over local GPUs (or logical "

@@ -240,12 +240,11 @@ def _center_crop(image, size: int):
     return image[top:top + size, left:left + size, :]
 
 
-def _random_resized_crop(image, size: int, augment: Augment, seed):
-    """Random area/aspect crop (tf.image.stateless_sample_distorted_bounding_box: the same
-    ``seed``, the same crop), resized to size."""
+def _random_resized_crop(image, size: int, augment: Augment, seed=None):
+    """Random area/aspect crop (tf.image.sample_distorted_bounding_box), resized to size."""
     shape = tf.shape(image)
-    begin, crop, _ = tf.image.stateless_sample_distorted_bounding_box(
-        shape, bounding_boxes=tf.constant([0.0, 0.0, 1.0, 1.0], shape=[1, 1, 4]), seed=seed,
+    begin, crop, _ = tf.image.sample_distorted_bounding_box(
+        shape, bounding_boxes=tf.constant([0.0, 0.0, 1.0, 1.0], shape=[1, 1, 4]),
         min_object_covered=0.0, aspect_ratio_range=augment.crop_ratio,
         area_range=augment.crop_scale, max_attempts=20, use_image_if_no_bounding_boxes=True)
     patch = tf.slice(image, begin, crop)
@@ -253,27 +252,18 @@ def _random_resized_crop(image, size: int, augment: Augment, seed):
 
 
 def _train_map(size: int, augment: Augment):
-    """(image, label, seed) -> the augmented (image, label). ``seed``: an int64 pair
-    (``_with_seeds``); the crop and the flip are stateless random ops of it, so a run's
-    augmentation repeats with its --seed whatever order parallel calls run in."""
-    def fn(image, label, seed):
-        crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    def fn(image, label):
         image = tf.cast(image, tf.float32)
         if augment.crop_scale is not None:
-            image = _random_resized_crop(image, size, augment, crop_seed)
+            image = _random_resized_crop(image, size, augment)
         else:
             image = _center_crop(image, size)
         if augment.flip:
-            image = tf.image.stateless_random_flip_left_right(image, flip_seed)
+            image = tf.image.random_flip_left_right(image)
         image = tf.clip_by_value(image, 0.0, 255.0)
         image.set_shape([size, size, 3])
         return image, label
     return fn
-
-
-def _with_seeds(dataset, seed: int | None):
-    """(element, an int64 pair) from a seeded random stream, one pair per element."""
-    return tf.data.Dataset.zip((dataset, tf.data.Dataset.random(seed=seed).batch(2)))
 
 
 def _val_map(size: int):
@@ -453,6 +443,9 @@ def make_splits(size: int, *, data_dir: str | None = None, dataset: str | None =
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = \
         tf.data.experimental.AutoShardPolicy.DATA
+    train_options = tf.data.Options()
+    train_options.deterministic = False  # the order is random anyway
+    train_options = train_options.merge(options)
 
     train_cached = cached(train_src, "train")
     plain = train_cached.shuffle(min(counts[0], shuffle_buffer), seed=seed,
@@ -460,9 +453,7 @@ def make_splits(size: int, *, data_dir: str | None = None, dataset: str | None =
     plain = plain.map(_val_map(size), num_parallel_calls=tf.data.AUTOTUNE)
     train = train_cached.shuffle(min(counts[0], shuffle_buffer), seed=seed,
                                                reshuffle_each_iteration=True).repeat()
-    augment = _train_map(size, aug)
-    train = _with_seeds(train, seed).map(lambda pair, s: augment(*pair, s),
-                                         num_parallel_calls=tf.data.AUTOTUNE)
+    train = train.map(_train_map(size, aug), num_parallel_calls=tf.data.AUTOTUNE)
     val = cached(val_src, "val").map(_val_map(size), num_parallel_calls=tf.data.AUTOTUNE)
     if normalization is not None:
         train = train.map(_normalize_map(normalization))
@@ -470,7 +461,7 @@ def make_splits(size: int, *, data_dir: str | None = None, dataset: str | None =
         plain = plain.map(_normalize_map(normalization))
     steps = max(1, counts[0] // batch_size)
     train = train.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE) \
-        .with_options(options)
+        .with_options(train_options)
     val = val.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(options)
     plain = plain.batch(batch_size).prefetch(tf.data.AUTOTUNE)
     return Splits(train, val, plain, class_names, counts[0], counts[1], steps, source, skipped,
@@ -479,23 +470,20 @@ def make_splits(size: int, *, data_dir: str | None = None, dataset: str | None =
 
 def mixup(dataset, alpha: float, num_classes: int, seed: int | None = None):
     """Mixup (Zhang et al. 2018) on batches of (pixels, one-hot labels): each batch mixed
-    with itself reversed, weight ~ Beta(alpha, alpha) per example (stateless, from ``seed``)."""
+    with itself reversed, weight ~ Beta(alpha, alpha) per example."""
     if alpha <= 0:
         return dataset
 
-    def mix(batch, pair):
-        x, y = batch
+    def mix(x, y):
         n = tf.shape(x)[0]
-        seeds = tf.random.experimental.stateless_split(pair, 2)
-        a = tf.random.stateless_gamma([n], seeds[0], alpha)
-        b = tf.random.stateless_gamma([n], seeds[1], alpha)
+        a = tf.random.gamma([n], alpha, seed=seed)
+        b = tf.random.gamma([n], alpha, seed=None if seed is None else seed + 1)
         lam = a / (a + b)
         lam_x = tf.reshape(lam, [-1, 1, 1, 1])
         lam_y = tf.reshape(lam, [-1, 1])
         return (lam_x * x + (1 - lam_x) * tf.reverse(x, [0]),
                 lam_y * y + (1 - lam_y) * tf.reverse(y, [0]))
-    return _with_seeds(dataset, None if seed is None else seed + 1).map(
-        mix, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.map(mix, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def one_hot(dataset, num_classes: int):

@@ -9,7 +9,7 @@ import warnings
 from dataclasses import dataclass, field
 
 from ...utils.files import atomic_write_json
-from ..._keras import keras, tf
+from ..._keras import tf
 from ...errors import EdgecnnError, EdgecnnWarning
 from ...train.checkpoints import CsvLog, checkpoint_epoch
 from .config import TrainConfig
@@ -130,9 +130,6 @@ def load_data(ctx: RunContext) -> None:
     from ...models.registry import get_model_spec, resolve_input_size
 
     config = ctx.config
-    # --seed, before any dataset or variable exists: Python's, numpy's and TensorFlow's global
-    # generators, so the augmentation's random ops and the initial weights repeat with it
-    keras.utils.set_random_seed(config.seed)
     ctx.size = config.resolution = resolve_input_size(get_model_spec(config.name),
                                                       config.resolution)
     ctx.splits = splits = make_splits(
