@@ -68,7 +68,10 @@ from .options import (WEIGHTS_HELP, alpha_resolution_options, family_flags, fami
                    "per class, standard otherwise.")
 @click.option("--limit", type=click.IntRange(min=2), default=None,
               help="Use at most this many images (a random, class-mixed subset).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seeds the train/validation split, --limit's subset and the shuffling; "
+                   "not the initial weights, the random crops and flips or mixup, so two runs "
+                   "differ by a few points on small data.")
 @click.option("--strategy", type=click.Choice(["auto", "one", "mirrored", "multiworker"]),
               default="auto", show_default=True,
               help="tf.distribute: one device, MirroredStrategy over local GPUs (or logical "
