@@ -370,4 +370,5 @@ def test_one_file_gives_the_same_pixels_through_every_reading_path(tmp_path):
                           load_image(str(path), 128))
     interpreter = rt.load_interpreter(open(OFFICIAL, "rb").read())
     (tensor,), _ = make_inputs(interpreter, model.card, image=str(path))
-    assert np.array_equal(tensor[0], model.card.pixels_to_input(load_image(str(path), 128)[None])[0])
+    want = model.card.pixels_to_input(load_image(str(path), 128)[None])[0]
+    assert np.array_equal(tensor[0], want)

@@ -15,11 +15,13 @@ import sys
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from test_cli import assert_one_line_error
 from test_decode import JPEG, OFFICIAL, PHOTO, eval_one_class, photo
 
 from edgecnn.cli import cli
 from edgecnn.data import decode
 from edgecnn.data.decode import decode_image
+from edgecnn.errors import EdgecnnError
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "tools"))
@@ -108,6 +110,21 @@ def test_phone_p3_photos_become_the_srgb_the_standards_give(member, profile):
     want = p3_to_srgb(stored)
     assert np.abs(out - want).max() <= 1.0
     assert np.abs(stored - want).max() >= 3.0
+
+
+@pytest.mark.parametrize("keep", [300_000, 1_290_000, -1])
+def test_a_cut_iphone_heic_is_a_one_line_error(keep, tmp_path):
+    """The iPhone HEIC cut short (an interrupted copy or upload): libheif fills the missing tiles
+    with green and reports nothing, so edgecnn checks the file against its own box sizes.
+    predict exits 2 with one line; pillow-heif's own damaged samples are refused the same way."""
+    data = open(real(PUG), "rb").read()
+    cut = tmp_path / "IMG_0042.HEIC"
+    cut.write_bytes(data[:keep])
+    result = CliRunner().invoke(cli, ["predict", OFFICIAL, str(cut)])
+    assert_one_line_error(result, "IMG_0042.HEIC", "damaged HEIF", "truncated")
+    for member in ("heif_truncated/truncated.heic", "heif_corrupted/corrupted.heic"):
+        with pytest.raises(EdgecnnError, match="truncated"):
+            decode_image(real(member))
 
 
 def _apple_p3():

@@ -24,7 +24,8 @@ What cameras and phones write, and what is done to it (``decode_image``):
 - **Formats**: JPEG, PNG, BMP, GIF, TIFF, WebP, AVIF (Pillow's own plugins) and HEIC/HEIF
   (``pillow-heif``, in the light install). Anything else is one line naming the file and
   what it is (a PDF, an SVG drawing, a video, a camera raw file, whose sensor data is not
-  developed here); folders skip and count such files.
+  developed here, a truncated file: a HEIC/AVIF by its box sizes, as libheif fills the missing
+  tiles of a cut phone photo with green); folders skip and count such files.
 """
 from __future__ import annotations
 
@@ -72,27 +73,6 @@ def heif_supported() -> bool:
     return bool(_HEIF)
 
 
-def _scaled_to_8bit(im) -> "object":
-    """A 16-bit, 32-bit integer or float image as 8-bit grayscale (``L``), not clipped."""
-    Image = pil_image()
-    a = np.asarray(im)
-    if im.mode == "F":
-        x = a.astype(np.float64)
-        finite = x[np.isfinite(x)]
-        if finite.size and finite.min() >= 0.0 and finite.max() <= 1.0:
-            x = x * 255.0
-        out = np.clip(np.nan_to_num(x), 0, 255)
-    else:
-        x = a.astype(np.int64)
-        top = int(x.max()) if x.size else 0
-        if im.mode.startswith("I;16") or (im.mode == "I" and im.format == "PNG"):
-            full = 65535
-        else:
-            full = 255 if top <= 255 else 65535 if top <= 65535 else top
-        out = np.clip(x, 0, None) * (255.0 / full)
-    return Image.fromarray(np.round(out).astype(np.uint8), "L")
-
-
 #: an RGB lattice (17 levels a channel) that tells an sRGB profile from a different one
 _PROBE_LEVELS = np.linspace(0, 255, 17).round().astype(np.uint8)
 
@@ -108,8 +88,8 @@ def _probe(mode: str):
 
 @functools.lru_cache(maxsize=32)
 def _to_srgb(icc: bytes, mode: str):
-    """A LittleCMS transform from the profile ``icc`` (images of ``mode``) to sRGB and its output
-    mode, or None when there is nothing to convert: the profile is sRGB in effect (it maps
+    """A LittleCMS transform from the profile ``icc`` (images of ``mode``) to sRGB (RGB, or RGBA
+    for RGBA), or None when there is nothing to convert: the profile is sRGB in effect (it maps
     every colour of a 17-level lattice to within one level of itself, whatever its name says;
     a "DCI-P3 ... with sRGB Transfer" profile is not), it is damaged, or LittleCMS cannot
     convert that mode."""
@@ -130,7 +110,7 @@ def _to_srgb(icc: bytes, mode: str):
                 return None
     except (OSError, ValueError, ImageCms.PyCMSError):
         return None  # a damaged profile, or a mode it cannot take: the pixels stay readable
-    return transform, out
+    return transform
 
 
 def _srgb(im):
@@ -141,12 +121,11 @@ def _srgb(im):
         return im
     if im.mode not in ("RGB", "RGBA", "L", "CMYK"):
         im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")
-    found = _to_srgb(bytes(icc), im.mode)
-    if found is None:
+    transform = _to_srgb(bytes(icc), im.mode)
+    if transform is None:
         return im
     from PIL import ImageCms
 
-    transform, _ = found
     try:
         return ImageCms.applyTransform(im, transform)
     except (OSError, ValueError, ImageCms.PyCMSError):
@@ -154,13 +133,28 @@ def _srgb(im):
 
 
 def _8bit(im):
-    """16-bit, 32-bit and float images scaled to 8 bits (before any colour conversion, which
-    would clip them)."""
-    if im.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
-        scaled = _scaled_to_8bit(im)
-        scaled.info = dict(im.info)
-        return scaled
-    return im
+    """16-bit, 32-bit integer and float images as 8-bit grayscale (``L``), scaled, not clipped
+    (before any colour conversion, which would clip them); other images as they are."""
+    if im.mode not in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
+        return im
+    a = np.asarray(im)
+    if im.mode == "F":
+        x = a.astype(np.float64)
+        finite = x[np.isfinite(x)]
+        if finite.size and finite.min() >= 0.0 and finite.max() <= 1.0:
+            x = x * 255.0
+        out = np.clip(np.nan_to_num(x), 0, 255)
+    else:
+        x = a.astype(np.int64)
+        top = int(x.max()) if x.size else 0
+        if im.mode.startswith("I;16") or (im.mode == "I" and im.format == "PNG"):
+            full = 65535
+        else:
+            full = 255 if top <= 255 else 65535 if top <= 65535 else top
+        out = np.clip(x, 0, None) * (255.0 / full)
+    scaled = pil_image().fromarray(np.round(out).astype(np.uint8), "L")
+    scaled.info = dict(im.info)
+    return scaled
 
 
 def _rgb(im):
@@ -180,14 +174,34 @@ def _rgb(im):
 RAW_EXTENSIONS = (".dng", ".cr2", ".cr3", ".nef", ".nrw", ".arw", ".orf", ".rw2", ".raf",
                   ".pef", ".srw", ".raw")
 #: what some files that are not photos are, by their first bytes
-_NOT_PHOTOS = ((b"%PDF", "a PDF document"), (b"<svg", "an SVG drawing"),
-               (b"PK\x03\x04", "a ZIP archive"), (b"\x1aE\xdf\xa3", "a video (WebM/MKV)"),
-               (b"RIFF", "a RIFF file (AVI/WAV)"))
+_NOT_PHOTOS = ((b"%PDF", "a PDF document"), (b"PK\x03\x04", "a ZIP archive"),
+               (b"\x1aE\xdf\xa3", "a video (WebM/MKV)"), (b"RIFF", "a RIFF file (AVI/WAV)"))
 _HEIF_BRANDS = (b"heic", b"heix", b"mif1", b"msf1", b"heim", b"hevc", b"heis", b"hevx")
 
 
+def _cut_short(path: str) -> str | None:
+    """Why a HEIF/AVIF file (ISO base media: a chain of boxes, each starting with its size) is
+    truncated, or None when its top-level boxes fit in it. libheif fills the missing tiles of a
+    cut grid image (every phone HEIC) with green instead of failing."""
+    end, pos = os.path.getsize(path), 0
+    with open(path, "rb") as f:
+        while pos + 8 <= end:
+            f.seek(pos)
+            head = f.read(16)
+            size = int.from_bytes(head[:4], "big")
+            if size == 1 and len(head) == 16:  # a 64-bit size follows the type
+                size = int.from_bytes(head[8:16], "big")
+            if size < 8:  # 0: the last box runs to the end; < 8: not a chain to follow
+                return None
+            pos += size
+    if pos <= end:
+        return None
+    return f"the file ends {pos - end} bytes before its last box does: truncated"
+
+
 def _describe(path: str) -> str:
-    """What a file is, for the error: its format if Pillow knows it, else its first bytes."""
+    """What a file Pillow cannot identify is, for the error: a HEIC without pillow-heif, a
+    document, archive or video by its first bytes, else those bytes."""
     try:
         with open(path, "rb") as f:
             head = f.read(256)
@@ -203,6 +217,9 @@ def _describe(path: str) -> str:
             if not heif_supported():
                 return ("a HEIC/HEIF image, and pillow-heif is not installed (pip install "
                         "pillow-heif)")
+            cut = _cut_short(path)
+            if cut:
+                return f"a damaged HEIF image ({cut})"
             return f"a HEIF file of brand {brand.decode('latin-1')!r} that pillow-heif cannot read"
         return f"a video or audio file (MP4/MOV, brand {brand.decode('latin-1').strip()!r})"
     for magic, what in _NOT_PHOTOS:
@@ -225,9 +242,13 @@ def decode_image(path) -> np.ndarray:
         raise EdgecnnError(f"cannot read image {path}: a camera raw file "
                            f"({os.path.splitext(path)[1][1:].upper()}), whose sensor data edgecnn "
                            f"does not develop; give the camera's JPEG or HEIC, or export one")
+    fmt = None
     try:
         with Image.open(path) as im:
             fmt = im.format
+            cut = _cut_short(path) if fmt in ("HEIF", "AVIF") else None
+            if cut:
+                raise OSError(cut)
             if getattr(im, "n_frames", 1) > 1:
                 im.seek(0)
             im.load()
@@ -241,6 +262,6 @@ def decode_image(path) -> np.ndarray:
         raise EdgecnnError(f"cannot read image {path}: {_describe(path)}; remove it or "
                            f"replace it with a jpg/png/webp/heic photo") from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        what = f"a damaged {fmt} image" if "fmt" in locals() and fmt else "unreadable"
+        what = f"a damaged {fmt} image" if fmt else "unreadable"
         raise EdgecnnError(f"cannot read image {path}: {what} ({str(exc).splitlines()[0]}); "
                            f"remove it or replace it with a valid jpg/png") from None

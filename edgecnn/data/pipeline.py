@@ -197,13 +197,12 @@ def scan_folder(root: str) -> tuple[list[str], list[int], list[str], int]:
             else:
                 skipped += 1
     if skipped:
-        log.warning("skipped %d file(s) in %s that are not readable images (jpg, png, bmp, gif, "
-                    "tiff, webp, avif, heic)",
-                    skipped, root)
+        log.warning("skipped %d file(s) in %s that are not readable images (%s)", skipped, root,
+                    ", ".join(e[1:] for e in IMAGE_EXTENSIONS))
     if not files:
         raise EdgecnnError(f"data folder {root} has no usable images ({skipped} file(s) "
-                           f"skipped as unreadable or not an image format edgecnn reads): expected one "
-                           f"sub-folder per class holding image files")
+                           f"skipped as unreadable or not an image format edgecnn reads): "
+                           f"expected one sub-folder per class holding image files")
     used = sorted(set(labels))
     if len(used) < 2:
         raise EdgecnnError(f"data folder {root} has usable images in {len(used)} class "
